@@ -1,0 +1,15 @@
+"""genlab: autoencoders, VAEs and GANs you can trust.
+
+>>> import genlab
+>>> X, y = genlab.datasets.load("digits")
+>>> ae = genlab.Autoencoder(latent_dim=10, arch="linear").fit(X)
+"""
+
+__version__ = "0.1.0"
+
+from . import datasets  # noqa: E402
+from .errors import DataError, InvalidInputError, ModelFileError  # noqa: E402
+from .estimators import Autoencoder  # noqa: E402
+from .io import load  # noqa: E402
+
+__all__ = ["Autoencoder", "DataError", "InvalidInputError", "ModelFileError", "__version__", "datasets", "load"]

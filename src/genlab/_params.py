@@ -1,0 +1,89 @@
+"""Declared hyper-parameters: one table per estimator drives validation in ``fit``, the
+``genlab train`` options and the TOML config, so the three can never disagree."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import InvalidInputError
+
+Kind = Literal["int", "float", "str", "bool", "ints", "seed"]
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: Kind
+    help: str
+    choices: tuple[str, ...] | None = None
+    low: float | None = None  # inclusive lower bound for numbers
+    high: float | None = None  # exclusive upper bound for numbers
+    none_ok: bool = False
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+                "ints": "a list of positive integers", "seed": "a non-negative integer"}[self.kind]
+        if self.low is not None:
+            what += f" >= {self.low:g}"
+        if self.high is not None:
+            what += f" and < {self.high:g}"
+        return what + (" (or None)" if self.none_ok else "")
+
+    def check(self, name: str, value: Any) -> Any:
+        """Return ``value`` normalised (lists to tuples, ints to floats), or raise InvalidInputError."""
+        if value is None and (self.none_ok or self.kind == "seed"):
+            return None
+        bad = InvalidInputError(f"{name} must be {self.describe()}; got {value!r}.")
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.kind in ("int", "seed"):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                if self.kind == "seed" and type(value).__name__ == "Generator":
+                    return value
+                raise bad
+            value = int(value)
+        elif self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+                raise bad
+            value = float(value)
+        elif self.kind == "str":
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise bad
+            return value
+        elif self.kind == "ints":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise bad
+            value = tuple(value)
+            if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value):
+                raise bad
+            return tuple(int(v) for v in value)
+        low = 0 if self.kind == "seed" else self.low
+        if (low is not None and value < low) or (self.high is not None and value >= self.high):
+            raise bad
+        return value
+
+
+def check_params(params: dict[str, Any], table: dict[str, Param]) -> dict[str, Any]:
+    """Validate every declared parameter; returns the normalised values."""
+    return {name: table[name].check(name, value) for name, value in params.items() if name in table}
+
+
+TRAINING_PARAMS: dict[str, Param] = {
+    "epochs": Param("int", "passes over the training data", low=1),
+    "batch_size": Param("int", "samples per gradient step", low=1),
+    "lr": Param("float", "learning rate (Adam)", low=0),
+    "weight_decay": Param("float", "L2 weight decay (Adam)", low=0),
+    "validation_fraction": Param("float", "share of samples held out for validation (0 disables)", low=0, high=1),
+    "early_stopping": Param("bool", "stop when the validation loss stops improving, keep the best weights"),
+    "patience": Param("int", "epochs without improvement before early stopping", low=1),
+    "scaling": Param("str", "map data to the model's range and back: auto (uint8 as pixels, others only if needed), minmax, none",
+                     choices=("auto", "minmax", "none")),
+    "device": Param("str", "where to train", choices=("auto", "cpu", "cuda", "mps")),
+    "verbose": Param("int", "0 silent, 1 progress", low=0),
+    "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),
+}

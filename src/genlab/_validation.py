@@ -1,0 +1,80 @@
+"""Input checks shared by the estimators: arrays, labels, seeds. Errors say how to fix things."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+
+def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Validate samples: (n, d) vectors or (n, c, h, w) images, real numbers, finite, n >= 1.
+
+    Returns a NumPy array, uint8 kept as uint8 (pixel data), everything else as float32.
+    ``expected_shape`` is the per-sample shape a fitted model needs.
+    """
+    if hasattr(X, "toarray"):  # scipy.sparse
+        raise InvalidInputError(f"{name} is a sparse matrix; this estimator needs a dense array (X.toarray()).")
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise InvalidInputError(f"{name} could not be read as an array ({exc}); all rows must have the same length.") from None
+    if arr.dtype == object:
+        raise InvalidInputError(f"{name} is an object array (ragged rows or mixed types); give a numeric array of equal-length rows.")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+        raise InvalidInputError(f"{name} has dtype {arr.dtype}; genlab needs real numbers (convert with X.astype('float32')).")
+    if arr.ndim == 3:
+        arr = arr[:, None]  # (n, h, w) -> (n, 1, h, w): one-channel images
+    if arr.ndim not in (2, 4):
+        hint = " (one sample? use X.reshape(1, -1); one feature? use X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        raise InvalidInputError(
+            f"{name} has shape {arr.shape}; expected vectors (n_samples, n_features) or images "
+            f"(n_samples, channels, height, width){hint}."
+        )
+    if arr.shape[0] == 0 or math.prod(arr.shape[1:]) == 0:
+        raise InvalidInputError(f"{name} is empty (shape {arr.shape}); give at least one sample with at least one feature.")
+    if expected_shape is not None and tuple(arr.shape[1:]) != tuple(expected_shape):
+        raise InvalidInputError(
+            f"{name} has samples of shape {tuple(arr.shape[1:])}, but this model was fitted on samples of shape "
+            f"{tuple(expected_shape)}."
+        )
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float32, copy=False)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            row = int(np.argwhere(~finite.reshape(len(arr), -1))[0, 0])
+            raise InvalidInputError(f"{name} contains NaN or infinity (first in sample {row}); remove or impute those values.")
+    return arr
+
+
+def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
+    """Integer class labels 0..C-1 of length ``n_samples`` (returned as int64)."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D class labels; got shape {arr.shape}.")
+    if len(arr) != n_samples:
+        raise InvalidInputError(f"{name} has {len(arr)} labels but X has {n_samples} samples; give one label per sample.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise InvalidInputError(f"{name} must hold integer class labels 0..C-1; got dtype {arr.dtype}.")
+    if arr.min() < 0:
+        raise InvalidInputError(f"{name} has negative labels (min {arr.min()}); use 0..C-1.")
+    return arr.astype(np.int64, copy=False)
+
+
+def resolve_seed(random_state) -> int:
+    """An int seed from ``random_state`` (None draws fresh entropy; a Generator draws from it)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise InvalidInputError(f"random_state must be a non-negative integer, got {random_state}.")
+        return int(random_state)
+    raise InvalidInputError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}.")

@@ -1,0 +1,258 @@
+"""The ``genlab`` command. It parses, calls the public API and prints; the work is elsewhere.
+
+Exit codes: 0 success, 2 user error (one line on stderr, no traceback unless --debug),
+1 internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+import numpy as np
+
+from . import __version__, datasets
+from ._params import Param
+from .errors import InvalidInputError
+from .runs import FAMILIES, RUN_KEYS, read_config, resume_run, split_settings, train_run, write_array
+from .training import NonFiniteLossError
+
+USER_ERRORS = (InvalidInputError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of a usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "none", "()"):
+        return ()
+    try:
+        return tuple(int(t) for t in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 256,128; got {text!r}") from None
+
+
+def _add_param(parser: argparse.ArgumentParser, name: str, p: Param) -> None:
+    flag = "--" + name.replace("_", "-")
+    kw = {"default": argparse.SUPPRESS, "dest": name}
+    if p.kind == "bool":
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=p.help, **kw)
+    elif p.kind == "seed":
+        parser.add_argument("--seed", type=int, metavar="N", help=p.help, **kw)
+    elif p.kind == "ints":
+        parser.add_argument(flag, type=_ints, metavar="N,N", help=p.help, **kw)
+    elif p.choices:
+        choices = list(p.choices) + (["none"] if p.none_ok else [])
+        parser.add_argument(flag, choices=choices, help=p.help, **kw)
+    else:
+        parser.add_argument(flag, type=int if p.kind == "int" else float, metavar="N" if p.kind == "int" else "X",
+                            help=p.help, **kw)
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser = Parser(prog="genlab", parents=[common], formatter_class=_formatter,
+                    description="Autoencoders, VAEs and GANs on your data, from one command.",
+                    epilog=textwrap.dedent("""\
+                        examples:
+                          genlab datasets
+                          genlab train ae --data digits --arch conv --latent-dim 10 --out runs/ae
+                          genlab reconstruct runs/ae --data digits --out recon.npy --png recon.png
+                          genlab demo --out runs/demo"""))
+    parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    train = sub.add_parser("train", parents=[common], formatter_class=_formatter, help="train a model into a run directory",
+                           description="Train a model; writes a run directory (config, model, metrics, figures).",
+                           epilog=textwrap.dedent("""\
+                               examples:
+                                 genlab train ae --data digits --arch conv --latent-dim 10 --epochs 30 --out runs/ae
+                                 genlab train ae --data my_images/ --config ae.toml --out runs/mine
+                                 genlab train --resume runs/ae            # continue from the last checkpoint"""))
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
+    train.add_argument("--epochs", type=int, default=argparse.SUPPRESS, help="with --resume: train up to this many epochs")
+    families = train.add_subparsers(dest="family", metavar="MODEL", parser_class=Parser)
+    for family, cls in FAMILIES.items():
+        fp = families.add_parser(family, parents=[common], formatter_class=_formatter, help=f"{cls.__name__}",
+                                 description=(cls.__doc__ or "").strip().splitlines()[0],
+                                 epilog=f"example:\n  genlab train {family} --data digits --latent-dim 10 --out runs/{family}")
+        fp.add_argument("--data", default=argparse.SUPPRESS, metavar="SOURCE",
+                        help="built-in name (see `genlab datasets`) or a .npz/.npy/.csv/IDX file or image folder")
+        fp.add_argument("--label-column", default=argparse.SUPPRESS, help="CSV column holding labels (index or name)")
+        fp.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN_DIR", help="run directory to create")
+        fp.add_argument("--config", metavar="FILE.toml", help="read options from TOML; command-line options win")
+        fp.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it exists (only if the new run succeeds)")
+        fp.add_argument("--quiet", action="store_true", help="no progress output")
+        for name, p in cls._params.items():
+            if name != "verbose":
+                _add_param(fp, name, p)
+
+    for name, what in (("encode", "latent codes of the data"), ("reconstruct", "reconstructions of the data")):
+        p = sub.add_parser(name, parents=[common], formatter_class=_formatter, help=f"write the {what}",
+                           description=f"Write the {what} computed by a trained model.",
+                           epilog=f"example:\n  genlab {name} runs/ae --data digits --out {name}d.npy")
+        p.add_argument("run", metavar="RUN_DIR")
+        p.add_argument("--data", required=True, metavar="SOURCE")
+        p.add_argument("--label-column", default=None)
+        p.add_argument("--out", required=True, metavar="FILE", help=".npy, .npz or .csv")
+        p.add_argument("--overwrite", action="store_true")
+        if name == "reconstruct":
+            p.add_argument("--png", metavar="FILE.png", help="also draw originals over reconstructions")
+
+    p = sub.add_parser("sample", parents=[common], formatter_class=_formatter, help="draw samples from a trained model",
+                       description="Draw new samples from a trained model (in the data's units).",
+                       epilog="example:\n  genlab sample runs/ae -n 64 --seed 0 --out samples.npy --png samples.png")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("-n", "--n-samples", type=int, default=64)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, metavar="FILE", help=".npy, .npz or .csv")
+    p.add_argument("--png", metavar="FILE.png")
+    p.add_argument("--overwrite", action="store_true")
+
+    sub.add_parser("datasets", parents=[common], help="list the built-in data sources and file formats",
+                   description="List the built-in data sources (with shapes) and the file formats --data accepts.",
+                   epilog="example:\n  genlab datasets")
+
+    p = sub.add_parser("demo", parents=[common], formatter_class=_formatter, help="train the demo models on digits",
+                       description="Train a conv autoencoder and the linear (PCA) autoencoder on the built-in digits.",
+                       epilog="example:\n  genlab demo --out runs/demo")
+    p.add_argument("--out", default="runs/demo", metavar="DIR")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--epochs", type=int, default=30)
+    return parser
+
+
+def _cmd_train(args) -> int:
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "family", "resume", "config", "overwrite", "quiet")}
+    if args.resume:
+        if args.family:
+            raise InvalidInputError("--resume takes its model and options from the run; give no MODEL after it.")
+        est = resume_run(args.resume, overrides=given)
+        print(f"resumed {args.resume}: {len(est.history_)} epochs in total")
+        return 0
+    if not args.family:
+        raise InvalidInputError(f"say which model to train: genlab train {{{','.join(FAMILIES)}}} --data SOURCE --out RUN_DIR")
+    settings = read_config(args.config) if args.config else {}
+    settings.update({"model": args.family})
+    settings.update({k: (None if v == "none" else v) for k, v in given.items()})
+    if "seed" in settings:
+        settings["random_state"] = settings.pop("seed")
+    out = settings.pop("out", None)
+    if not out:
+        raise InvalidInputError("give the run directory to create with --out RUN_DIR")
+    run = split_settings(settings, source=args.config or "command line")
+    est = train_run(run, out, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+    last = est.history_[-1] if est.history_ else {}
+    summary = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("loss", "val_loss"))
+    print(f"wrote {out}  ({summary})")
+    return 0
+
+
+def _cmd_apply(args) -> int:
+    from .runs import open_run
+
+    est = open_run(args.run)
+    X, _ = datasets.load(args.data, label_column=args.label_column)
+    if args.command == "encode":
+        out = est.transform(X)
+    else:
+        out = est.reconstruct(X)
+        if args.png:
+            from . import plots
+
+            plots.save_reconstructions(args.png, est.scaling_.forward(X[:32]), est.scaling_.forward(out[:32]))
+    write_array(args.out, out, overwrite=args.overwrite)
+    print(f"wrote {args.out}  {out.shape}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from .runs import open_run
+
+    if args.n_samples < 1:
+        raise InvalidInputError(f"-n must be a positive number of samples; got {args.n_samples}.")
+    est = open_run(args.run)
+    out = est.sample(args.n_samples, random_state=args.seed)
+    write_array(args.out, out, overwrite=args.overwrite)
+    if args.png:
+        from . import plots
+
+        plots.save_samples(args.png, est.scaling_.forward(out))
+    print(f"wrote {args.out}  {out.shape}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    rows = [(s.name, "x".join(map(str, s.shape)), str(s.n_samples), "yes" if s.has_labels else "no",
+             s.description if s.available else f"{s.description} [{s.hint}]") for s in datasets.list_sources()]
+    header = ("name", "sample shape", "samples", "labels", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    print("\nfiles: .npz/.npy (arrays; labels key y), .csv/.tsv (numeric; --label-column), "
+          "MNIST IDX (*-images-idx3-ubyte[.gz]), image folders (PNG/JPEG; sub-folders are classes)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from pathlib import Path
+
+    from .runs import RunSettings, run_directory
+
+    with run_directory(args.out, overwrite=args.overwrite) as root:
+        runs = {
+            "ae-conv": {"arch": "conv", "latent_dim": 10, "epochs": args.epochs, "random_state": 0},
+            "ae-linear": {"arch": "linear", "latent_dim": 10, "random_state": 0},
+        }
+        for name, params in runs.items():
+            print(f"demo: training {name} on digits")
+            est = train_run(RunSettings("ae", "digits", params), Path(root) / name, verbose=1)
+            last = est.history_[-1]
+            print(f"demo: {name} validation loss {last.get('val_loss', last['loss']):.4f} -> {Path(args.out) / name}")
+    print(f"demo: wrote {args.out} (open the PNGs in each run directory)")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "sample": _cmd_sample,
+            "datasets": _cmd_datasets, "demo": _cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = str(exc) if isinstance(exc, InvalidInputError) else f"{exc.strerror or exc}: {exc.filename}"
+        print(f"genlab {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        if debug:
+            raise
+        print(f"genlab {args.command}: training failed: {exc} {' '.join(getattr(exc, '__notes__', []))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"genlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        if debug:
+            raise
+        print(f"genlab {args.command}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

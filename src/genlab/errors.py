@@ -1,0 +1,17 @@
+"""Exceptions genlab raises for problems the user can fix.
+
+The command line reports an :class:`InvalidInputError` as one line and exits with code 2;
+anything else is a bug in genlab and exits with code 1.
+"""
+
+
+class InvalidInputError(ValueError):
+    """Bad user input: an option, an array, a file. The message says what and how to fix it."""
+
+
+class DataError(InvalidInputError):
+    """A data source could not be read or failed validation (names the file and the place)."""
+
+
+class ModelFileError(InvalidInputError):
+    """A saved model or checkpoint is missing, malformed or not something genlab wrote."""

@@ -1,0 +1,299 @@
+"""scikit-learn style estimators: validate, build ``module_``, call the training loop, convert
+NumPy <-> torch and undo the data scaling on the way out. No modelling maths lives here."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.mixture import GaussianMixture
+
+from ._params import TRAINING_PARAMS, Param, check_params
+from ._validation import check_array, check_labels, resolve_seed
+from .data.scaling import Scaling
+from .data.split import train_validation_split
+from .errors import InvalidInputError
+from .models import AutoencoderConfig, AutoencoderModule, GenerativeModule, pca_closed_form, set_linear_autoencoder
+from .models.losses import RECONSTRUCTION_LOSSES
+from .training import TensorData, TrainConfig, resolve_device, train
+
+PREDICT_BATCH = 1024
+
+
+class GenerativeEstimator(BaseEstimator):
+    """Shared front door. A family declares ``_params``, ``_make_module`` and, if it keeps
+    fitted arrays, ``_fitted_arrays``; everything else (validation, scaling, seeding, the split,
+    the loop, saving) is here once."""
+
+    _params: ClassVar[dict[str, Param]] = {}
+    _fitted_arrays: ClassVar[tuple[str, ...]] = ()
+
+    # -- hooks for the families ---------------------------------------------------------------
+    def _make_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+        raise NotImplementedError
+
+    def _output_range(self) -> tuple[float, float] | None:
+        """Range the model's outputs can take (None: unbounded); data is scaled into it."""
+        return None
+
+    def _fit_module(self, module: GenerativeModule, train_data: TensorData, val_data: TensorData | None,
+                    run_dir: Path | None, resume: bool) -> list[dict]:
+        """Learn the module's weights; returns the epoch history. Default: the training loop."""
+        result = train(module, train_data, val_data, self._train_config(), seed=self.seed_, run_dir=run_dir, resume=resume)
+        self.best_epoch_ = result.best_epoch
+        self.stopped_early_ = result.stopped_early
+        return result.history
+
+    def _after_fit(self, x_train: torch.Tensor, y_train: torch.Tensor | None) -> None:
+        """Fit anything that depends on the trained module (e.g. a code distribution)."""
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _validated_params(self) -> dict[str, Any]:
+        return check_params(self.get_params(), self._params)
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping, patience=self.patience, device=self.device, verbose=self.verbose,
+        )
+
+    def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+        # weights are initialised from the seed without touching the caller's global RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            return self._make_module(tuple(input_shape), n_classes)
+
+    def fit(self, X, y=None, *, run_dir: str | Path | None = None, resume: bool = False):
+        """Fit to ``X`` (n, d) or (n, c, h, w); ``y`` (n,) class labels where the model uses them.
+
+        With ``run_dir``, per-epoch metrics go to ``run_dir/metrics.jsonl`` and checkpoints to
+        ``run_dir/checkpoints``; ``resume=True`` continues from the newest checkpoint there.
+        Returns ``self``.
+        """
+        params = self._validated_params()
+        X = check_array(X)
+        y = None if y is None else check_labels(y, len(X))
+        self.seed_ = resolve_seed(params["random_state"])
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = math.prod(self.input_shape_)
+        self.n_classes_ = None if y is None else int(y.max()) + 1
+        self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
+        x = torch.from_numpy(self.scaling_.forward(X))
+        yt = None if y is None else torch.from_numpy(y)
+        train_idx, val_idx = train_validation_split(len(x), self.validation_fraction, self.seed_)
+        subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
+        train_data = subset(train_idx)
+        val_data = subset(val_idx) if len(val_idx) else None
+        module = self._build_module(self.input_shape_, self.n_classes_)
+        self.history_ = self._fit_module(module, train_data, val_data, None if run_dir is None else Path(run_dir), resume)
+        self.module_ = module.eval()
+        self._after_fit(train_data.x, train_data.y)
+        return self
+
+    # -- applying ----------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    def _check_X(self, X) -> np.ndarray:
+        self._check_fitted()
+        return self.scaling_.forward(check_array(X, expected_shape=self.input_shape_))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
+
+    @torch.no_grad()
+    def _apply(self, fn, arr: np.ndarray) -> np.ndarray:
+        """Run ``fn`` on float32 ``arr`` in batches on the model's device; returns NumPy."""
+        self.module_.eval()
+        device = self._device()
+        outs = [fn(torch.from_numpy(np.ascontiguousarray(arr[s:s + PREDICT_BATCH])).to(device)).cpu().numpy()
+                for s in range(0, len(arr), PREDICT_BATCH)]
+        return np.concatenate(outs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.json`` + ``model.safetensors`` into folder ``path``; see :func:`genlab.load`."""
+        from .io import save_estimator
+
+        self._check_fitted()
+        return save_estimator(self, path)
+
+
+AE_PARAMS: dict[str, Param] = {
+    "latent_dim": Param("int", "size of the code", low=1),
+    "arch": Param("str", "encoder/decoder: mlp, conv (images) or linear (= PCA)", choices=("mlp", "conv", "linear")),
+    "hidden": Param("ints", "hidden layer widths (mlp) or fully-connected widths after the convs (conv); default per arch",
+                    none_ok=True),
+    "channels": Param("ints", "conv channels per downsampling step"),
+    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")),
+    "code_activation": Param("str", "activation on the code (sigmoid for the 8-3-8 demo)", choices=("sigmoid", "tanh"),
+                             none_ok=True),
+    "loss": Param("str", "reconstruction loss: squared error or binary cross-entropy", choices=("mse", "bce")),
+    "solver": Param("str", "auto: closed form for arch=linear with mse, gradient otherwise",
+                    choices=("auto", "closed_form", "gradient")),
+    "sampler_components": Param("int", "Gaussian mixture components fitted to the codes for sample()", low=1),
+    **TRAINING_PARAMS,
+}
+DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (), "linear": ()}
+
+
+class Autoencoder(TransformerMixin, GenerativeEstimator):
+    """Autoencoder: encoder Φ: X→Z and decoder Ψ: Z→X minimising Σᵢ D(xᵢ, Ψ(Φ(xᵢ))) (spec §3).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size of the code z.
+    arch : {"mlp", "conv", "linear"}
+        ``"linear"`` with ``loss="mse"`` is PCA: by default it is solved in closed form (encoder
+        h = Vᵀ(x−μ), decoder x̂ = μ + Vh with V the top-k eigenvectors of the covariance), and
+        ``solver="gradient"`` trains the same model with Adam. ``"conv"`` needs images (n, c, h, w).
+    hidden, channels, activation, code_activation
+        Network shape; ``hidden=None`` means (256, 128) for mlp and () for conv.
+    loss : {"mse", "bce"}
+        Squared error, or binary cross-entropy (outputs through a sigmoid; data scaled to [0, 1]).
+    sampler_components : int
+        An autoencoder has no sampling distribution of its own: :meth:`sample` draws codes from a
+        Gaussian mixture with this many full-covariance components fitted to the training codes.
+    epochs, batch_size, lr, weight_decay, validation_fraction, early_stopping, patience, scaling, device, verbose, random_state
+        Training; see :class:`genlab.training.TrainConfig`.
+
+    Attributes
+    ----------
+    module_ : AutoencoderModule
+    history_ : list of dict, one record per epoch (losses, validation losses, time)
+    scaling_ : Scaling applied to inputs and undone on outputs
+    input_shape_, n_features_in_, seed_
+    components_, explained_variance_, mean_ : closed-form linear autoencoder only (as sklearn's PCA)
+    code_weights_, code_means_, code_covariances_ : the Gaussian mixture on the codes
+    """
+
+    _params = AE_PARAMS
+    _fitted_arrays = ("components_", "explained_variance_", "mean_", "code_weights_", "code_means_", "code_covariances_")
+
+    def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu",
+                 code_activation=None, loss="mse", solver="auto", sampler_components=1, epochs=50, batch_size=128,
+                 lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10,
+                 scaling="auto", device="auto", verbose=0, random_state=None):
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = hidden
+        self.channels = channels
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.sampler_components = sampler_components
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.scaling = scaling
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _validated_params(self) -> dict[str, Any]:
+        params = super()._validated_params()
+        if params["arch"] == "linear" and params["hidden"]:
+            raise InvalidInputError("arch='linear' has no hidden layers; leave hidden unset.")
+        if params["arch"] == "linear" and params["code_activation"]:
+            raise InvalidInputError("arch='linear' has a linear code; leave code_activation unset.")
+        if params["solver"] == "closed_form" and (params["arch"] != "linear" or params["loss"] != "mse"):
+            raise InvalidInputError("solver='closed_form' exists only for arch='linear' with loss='mse' (that is PCA).")
+        return params
+
+    def _closed_form(self) -> bool:
+        return self.arch == "linear" and self.loss == "mse" and self.solver in ("auto", "closed_form")
+
+    def _output_range(self):
+        return (0.0, 1.0) if self.loss == "bce" else None
+
+    def _make_module(self, input_shape, n_classes):
+        if self.arch == "conv" and len(input_shape) != 3:
+            raise InvalidInputError(
+                f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
+                "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'."
+            )
+        hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
+        return AutoencoderModule(AutoencoderConfig(
+            input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden,
+            channels=tuple(self.channels), activation=self.activation, code_activation=self.code_activation, loss=self.loss,
+        ))
+
+    def _fit_module(self, module, train_data, val_data, run_dir, resume):
+        for name in ("components_", "explained_variance_", "mean_"):
+            self.__dict__.pop(name, None)
+        if not self._closed_form():
+            return super()._fit_module(module, train_data, val_data, run_dir, resume)
+        solution = pca_closed_form(train_data.x, self.latent_dim)
+        set_linear_autoencoder(module, solution)
+        module.to(resolve_device(self.device))
+        self.components_ = solution.components.float().numpy()
+        self.explained_variance_ = solution.explained_variance.float().numpy()
+        self.mean_ = solution.mean.float().numpy()
+        self.best_epoch_, self.stopped_early_ = 0, False
+        record = {"epoch": 0, "step": 0, "loss": self._mean_loss(train_data.x, module)}
+        if val_data is not None:
+            record["val_loss"] = self._mean_loss(val_data.x, module)
+        return [record]
+
+    def _mean_loss(self, x: torch.Tensor, module=None) -> float:
+        module = module or self.module_
+        with torch.no_grad():
+            x = x.to(next(module.parameters()).device)
+            return float(RECONSTRUCTION_LOSSES[self.loss](module.decode_raw(module.encode(x)), x).mean())
+
+    def _after_fit(self, x_train, y_train):
+        codes = self._apply(self.module_.encode, x_train.numpy()).astype(np.float64)
+        n_components = min(self.sampler_components, len(codes))
+        gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=1e-6, random_state=self.seed_).fit(codes)
+        self.code_weights_ = gmm.weights_.astype(np.float32)
+        self.code_means_ = gmm.means_.astype(np.float32)
+        self.code_covariances_ = gmm.covariances_.astype(np.float32)
+
+    # -- the transformer API -----------------------------------------------------------------
+    def transform(self, X) -> np.ndarray:
+        """Codes Φ(x): (n, *input_shape) -> (n, latent_dim), float32."""
+        return self._apply(self.module_.encode, self._check_X(X))
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        """Decode codes (n, latent_dim) to samples in the user's units and shape."""
+        self._check_fitted()
+        Z = check_array(Z, name="Z", expected_shape=(self.latent_dim,))
+        return self.scaling_.inverse(self._apply(self.module_.decode, Z.astype(np.float32)))
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Ψ(Φ(x)) in the user's units, same shape as ``X``."""
+        return self.scaling_.inverse(self._apply(lambda x: self.module_.decode(self.module_.encode(x)), self._check_X(X)))
+
+    def score(self, X, y=None) -> float:
+        """Negative mean reconstruction loss per sample in model units (higher is better; for GridSearchCV)."""
+        x = torch.from_numpy(self._check_X(X))
+        return -self._mean_loss(x)
+
+    def sample(self, n_samples: int = 1, *, random_state=None) -> np.ndarray:
+        """Draw codes from the Gaussian mixture fitted to the training codes and decode them.
+
+        This is *not* a generative model in the VAE/GAN sense: the autoencoder defines no
+        distribution, so the samples are only as good as a Gaussian (mixture) fit of the codes.
+        """
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = np.random.default_rng(resolve_seed(random_state))
+        comps = rng.choice(len(self.code_weights_), size=n_samples, p=self.code_weights_ / self.code_weights_.sum())
+        chol = np.linalg.cholesky(self.code_covariances_.astype(np.float64))  # (m, k, k)
+        eps = rng.standard_normal((n_samples, self.latent_dim))
+        z = self.code_means_[comps] + np.einsum("nij,nj->ni", chol[comps], eps)
+        return self.inverse_transform(z.astype(np.float32))
+
+
+ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder}

@@ -1,0 +1,162 @@
+"""Saving and loading fitted estimators as data, never as code.
+
+A model folder holds ``model.json`` (format, versions, class name, constructor parameters,
+fitted values, the module's architecture) and ``model.safetensors`` (module weights under
+``module/``, fitted arrays under ``fitted/``). Loading looks the class up in a fixed registry,
+rebuilds the module from the parameters and checks every tensor's name, shape, dtype and
+finiteness; nothing in the files is executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from . import __version__
+from ._fileio import atomic_write_bytes, atomic_write_text
+from .data.scaling import Scaling
+from .errors import InvalidInputError, ModelFileError
+
+FORMAT = "genlab-model"
+FORMAT_VERSION = 1
+MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
+MAX_JSON_BYTES = 64 * 2**20
+
+
+def _jsonable(value):
+    """Plain JSON types: tuples become lists (recursively), NumPy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def save_estimator(estimator, path: str | Path) -> Path:
+    """Write the two model files into folder ``path`` (created if needed); each write is atomic."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    params = estimator.get_params()
+    if not isinstance(params.get("random_state"), (int, type(None))):
+        params["random_state"] = estimator.seed_
+    tensors = {f"module/{k}": v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
+    for name in estimator._fitted_arrays:
+        if hasattr(estimator, name):
+            tensors[f"fitted/{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(estimator, name)))
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "genlab_version": __version__,
+        "torch_version": torch.__version__,
+        "class": type(estimator).__name__,
+        "params": {k: _jsonable(v) for k, v in params.items()},
+        "fitted": {
+            "input_shape_": list(estimator.input_shape_),
+            "n_features_in_": estimator.n_features_in_,
+            "n_classes_": estimator.n_classes_,
+            "seed_": estimator.seed_,
+            "scaling_": estimator.scaling_.to_dict(),
+            "history_": estimator.history_,
+        },
+        "module": {"class": type(estimator.module_).__name__,
+                   "config": _jsonable(dataclasses.asdict(estimator.module_.config))},
+        "tensors": sorted(tensors),
+    }
+    atomic_write_bytes(path / MODEL_WEIGHTS, safetensors_bytes(tensors))
+    atomic_write_text(path / MODEL_JSON, json.dumps(meta, indent=1, default=_jsonable))
+    return path
+
+
+def _read_meta(path: Path) -> dict:
+    file = path / MODEL_JSON
+    if not path.exists():
+        raise ModelFileError(f"{path} does not exist; give a run directory or a folder written by save().")
+    if not file.is_file():
+        raise ModelFileError(f"{path} holds no {MODEL_JSON}; is it a genlab run directory that finished training?")
+    if file.stat().st_size > MAX_JSON_BYTES:
+        raise ModelFileError(f"{file} is larger than {MAX_JSON_BYTES // 2**20} MiB; not a genlab model description.")
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{file} is not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{file} is not a genlab model description (no \"format\": \"{FORMAT}\").")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{file} has format version {version!r}; this genlab {__version__} reads up to {FORMAT_VERSION}. "
+                             "Upgrade genlab.")
+    return meta
+
+
+def load(path: str | Path):
+    """Load an estimator saved by ``save()`` or ``genlab train``: same class, same outputs."""
+    from .estimators import ESTIMATORS
+
+    path = Path(path)
+    meta = _read_meta(path)
+    name = meta.get("class")
+    cls = ESTIMATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ModelFileError(f"{path / MODEL_JSON} names class {name!r}, which is not a genlab estimator "
+                             f"({', '.join(ESTIMATORS)}).")
+    try:
+        fitted = meta["fitted"]
+        estimator = cls(**meta["params"])
+        estimator._validated_params()
+        for key, value in estimator.get_params().items():  # JSON lists back to the tuples the table expects
+            if isinstance(value, list):
+                setattr(estimator, key, tuple(value))
+        estimator.input_shape_ = tuple(int(s) for s in fitted["input_shape_"])
+        estimator.n_features_in_ = int(fitted["n_features_in_"])
+        estimator.n_classes_ = fitted["n_classes_"]
+        estimator.seed_ = int(fitted["seed_"])
+        estimator.scaling_ = Scaling.from_dict(fitted["scaling_"])
+        estimator.history_ = list(fitted["history_"])
+        module = estimator._build_module(estimator.input_shape_, estimator.n_classes_)
+    except (KeyError, TypeError, InvalidInputError) as exc:
+        raise ModelFileError(f"{path / MODEL_JSON} does not describe a valid {name} ({type(exc).__name__}: {exc}).") from None
+    if _jsonable(dataclasses.asdict(module.config)) != meta.get("module", {}).get("config"):
+        raise ModelFileError(f"{path / MODEL_JSON}: the stored architecture does not match what its parameters build "
+                             "(file edited, or written by an incompatible genlab).")
+    tensors = _read_tensors(path / MODEL_WEIGHTS)
+    expected = {f"module/{k}": v for k, v in module.state_dict().items()}
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(k for k in set(tensors) - set(expected) if not k.startswith("fitted/"))
+    if missing or extra:
+        raise ModelFileError(f"{path / MODEL_WEIGHTS} does not match the model: missing {missing[:3]}, unexpected {extra[:3]}.")
+    for key, ref in expected.items():
+        got = tensors[key]
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            raise ModelFileError(f"{path / MODEL_WEIGHTS}: tensor {key} has shape {tuple(got.shape)} {got.dtype}, "
+                                 f"expected {tuple(ref.shape)} {ref.dtype}.")
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{path / MODEL_WEIGHTS}: tensor {key} contains NaN or infinity.")
+    module.load_state_dict({k[len("module/"):]: v for k, v in tensors.items() if k.startswith("module/")})
+    from .training import resolve_device
+
+    estimator.module_ = module.to(resolve_device(estimator.device)).eval()
+    for attr in cls._fitted_arrays:
+        if f"fitted/{attr}" in tensors:
+            setattr(estimator, attr, tensors[f"fitted/{attr}"].numpy())
+    return estimator
+
+
+def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise ModelFileError(f"{file} is missing; the model folder is incomplete.")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{file} is not a readable safetensors file ({exc}).") from None

@@ -1,0 +1,141 @@
+"""Activations by name and the multi-layer perceptron."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from genlab.errors import InvalidInputError
+
+__all__ = ["ACTIVATIONS", "MLP", "make_activation"]
+
+#: Activation factories by name; each call returns a fresh module.
+#: ``"leaky_relu"`` uses negative slope 0.2 (Radford et al. 2016).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": functools.partial(nn.LeakyReLU, 0.2),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "identity": nn.Identity,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """Build the activation module registered under ``name`` in :data:`ACTIVATIONS`.
+
+    Raises
+    ------
+    InvalidInputError
+        (a ``ValueError``) if ``name`` is not a key of :data:`ACTIVATIONS`; the message lists them.
+    """
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise InvalidInputError(
+            f"Unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}."
+        )
+    return ACTIVATIONS[name]()
+
+
+def _positive_int(value: object) -> int | None:
+    """``value`` as an ``int`` if it is a positive integer (numpy integers included), else ``None``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return None
+    value = operator.index(value)
+    return value if value > 0 else None
+
+
+def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
+    """Return ``widths`` as a tuple of ints after checking every entry is a positive integer."""
+    is_sequence = isinstance(widths, Iterable) and not isinstance(widths, str)
+    items = [_positive_int(w) for w in widths] if is_sequence else None
+    if items is None or None in items:
+        raise InvalidInputError(f"{name} must be a sequence of positive ints, got {widths!r}.")
+    return tuple(items)
+
+
+class MLP(nn.Module):
+    """Multi-layer perceptron with optional batch-norm, dropout and output activation.
+
+    ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` per hidden layer, then a ``Linear`` to
+    ``out_features`` and the optional output activation.
+
+    With ``hidden=()`` it is a single ``nn.Linear`` (plus the output activation, if any): the
+    linear autoencoder and the 8-3-8 network are built this way.
+
+    Parameters
+    ----------
+    in_features : int
+        Number of input features; inputs with more than two dimensions are flattened from
+        dimension 1, so an image batch ``(n, c, h, w)`` needs ``in_features == c * h * w``.
+    hidden : sequence of int
+        Widths of the hidden layers, in order; may be empty.
+    out_features : int
+        Number of outputs.
+    activation : str, default="relu"
+        Name in :data:`ACTIVATIONS`, used after every hidden layer.
+    batch_norm : bool, default=False
+        Insert ``BatchNorm1d`` after each hidden ``Linear`` (which then has no bias).
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation; 0 adds no ``Dropout`` layer.
+    output_activation : str or None, default=None
+        Name in :data:`ACTIVATIONS` applied to the output; ``None`` returns the raw ``Linear``
+        output (logits).
+
+    Shape
+    -----
+    input ``(n, in_features)`` or ``(n, *dims)`` with ``prod(dims) == in_features``;
+    output ``(n, out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        activation: str = "relu",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        output_activation: str | None = None,
+    ) -> None:
+        super().__init__()
+        in_features, out_features = check_widths("in_features and out_features", (in_features, out_features))
+        widths = (in_features, *check_widths("hidden", hidden))
+        make_activation(activation)  # validate the name even when there is no hidden layer
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise InvalidInputError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.in_features = in_features
+        self.out_features = out_features
+
+        layers: list[nn.Module] = []
+        for n_in, n_out in itertools.pairwise(widths):
+            # a bias before batch-norm is cancelled by its mean subtraction
+            layers.append(nn.Linear(n_in, n_out, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
+            layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(widths[-1], out_features))
+        if output_activation is not None:
+            layers.append(make_activation(output_activation))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(n, in_features)`` (or ``(n, *dims)``) to ``(n, out_features)``."""
+        if x.dim() < 2:
+            raise InvalidInputError(
+                f"MLP expects a batch of shape (n, {self.in_features}), got shape {tuple(x.shape)}."
+            )
+        x = x.flatten(1)  # (n, *dims) -> (n, prod(dims)); a no-op for (n, d)
+        if x.shape[1] != self.in_features:
+            raise InvalidInputError(
+                f"MLP expects {self.in_features} features per sample, got {x.shape[1]} features."
+            )
+        return self.layers(x)

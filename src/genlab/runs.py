@@ -1,0 +1,239 @@
+"""Run directories (spec §1.3): one folder per training run, created only when the run can
+start, never left half-written, and never replacing an existing run unless the new one succeeds.
+
+    RUN_DIR/config.toml        every hyper-parameter, the data source and fingerprint, seed, versions
+    RUN_DIR/model.json         architecture + fitted values      } genlab.load(RUN_DIR)
+    RUN_DIR/model.safetensors  weights                           }
+    RUN_DIR/checkpoints/       resumable training state (genlab train --resume RUN_DIR)
+    RUN_DIR/metrics.jsonl      one JSON object per epoch
+    RUN_DIR/*.png              reconstructions, samples, training curves
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import platform
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+import torch
+
+from . import __version__, datasets, plots
+from ._fileio import atomic_write_bytes, atomic_write_text
+from .errors import InvalidInputError
+from .estimators import Autoencoder, GenerativeEstimator
+from .io import load as load_model
+
+FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder}
+RUN_KEYS = ("model", "data", "out", "label_column")  # settings that are not estimator parameters
+INFO_TABLES = ("versions", "data_info")  # written for people, ignored when read back
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    model: str
+    data: str
+    params: dict
+    label_column: str | int | None = None
+
+
+def data_fingerprint(X: np.ndarray, y: np.ndarray | None) -> str:
+    h = hashlib.sha256()
+    h.update(str((X.shape, str(X.dtype))).encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    if y is not None:
+        h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def read_config(path: str | Path) -> dict:
+    """Read a TOML config: top-level keys and a ``[params]`` table, kebab- or snake-case."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"config file {path} does not exist.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"config file {path} is not valid TOML: {exc}.") from None
+    params = raw.pop("params", {})
+    if not isinstance(params, dict):
+        raise InvalidInputError(f"config file {path}: [params] must be a table.")
+    for table in INFO_TABLES:
+        raw.pop(table, None)
+    merged = {k.replace("-", "_"): v for k, v in {**raw, **params}.items()}
+    if "seed" in merged:
+        merged["random_state"] = merged.pop("seed")
+    return merged
+
+
+def split_settings(settings: dict, *, source: str) -> RunSettings:
+    """Check that every key is known for the chosen model family; separate run keys from parameters."""
+    model = settings.get("model")
+    if model not in FAMILIES:
+        raise InvalidInputError(f"{source}: model must be one of {', '.join(FAMILIES)}; got {model!r}.")
+    table = FAMILIES[model]._params
+    unknown = sorted(set(settings) - set(table) - set(RUN_KEYS))
+    if unknown:
+        raise InvalidInputError(f"{source}: unknown option(s) {', '.join(unknown)} for model {model!r}.")
+    if not settings.get("data"):
+        raise InvalidInputError(f"{source}: no data source; give --data (a built-in name like 'digits', or a file/folder).")
+    params = {k: v for k, v in settings.items() if k in table}
+    return RunSettings(model, str(settings["data"]), params, settings.get("label_column"))
+
+
+def _config_document(run: RunSettings, est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None) -> dict:
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in est.get_params().items() if v is not None}
+    doc = {"model": run.model, "data": run.data}
+    if run.label_column is not None:
+        doc["label_column"] = run.label_column
+    doc["seed"] = params.pop("random_state")
+    doc["params"] = params
+    doc["data_info"] = {"n_samples": len(X), "sample_shape": list(X.shape[1:]), "labels": y is not None,
+                        "sha256": data_fingerprint(X, y)}
+    doc["versions"] = {"genlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                       "python": platform.python_version()}
+    return doc
+
+
+@contextlib.contextmanager
+def run_directory(out: str | Path, *, overwrite: bool):
+    """Yield the folder to write a new run into; on failure leave nothing (or the old run) behind.
+
+    A new ``out`` is removed again if the run fails before its first checkpoint (after one, it
+    stays so that ``--resume`` can continue). With ``overwrite`` the new run is built in a
+    hidden sibling folder and replaces ``out`` only when it succeeded.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InvalidInputError(f"{out} already exists; choose another --out, or pass --overwrite "
+                                "(the old run is replaced only if the new one succeeds).")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} exists and is not a directory; choose another --out.")
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}" if out.exists() else out
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create run directory {staging}: {exc.strerror}.") from None
+    try:
+        yield staging
+    except BaseException as exc:
+        keep = staging == out and (out / "checkpoints" / "manifest.json").exists() and not isinstance(exc, InvalidInputError)
+        if keep:
+            exc.add_note(f"the run's checkpoints are kept: continue it with `genlab train --resume {out}`")
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging != out:
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_data(run: RunSettings):
+    return datasets.load(run.data, label_column=run.label_column)
+
+
+def _finish(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> None:
+    est.save(run_dir)
+    write_figures(est, X, run_dir)
+
+
+def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, verbose: int = 1) -> GenerativeEstimator:
+    """Validate everything, then create ``out`` and train into it."""
+    cls = FAMILIES[run.model]
+    params = {"verbose": verbose, **run.params}
+    if params.get("random_state") is None:
+        params["random_state"] = int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
+    est = cls(**params)
+    est._validated_params()
+    X, y = _load_data(run)
+    with run_directory(out, overwrite=overwrite) as run_dir:
+        atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(_config_document(run, est, X, y)))
+        est.fit(X, y, run_dir=run_dir)
+        _finish(est, X, run_dir)
+    return est
+
+
+def resume_run(run_dir: str | Path, *, overrides: dict | None = None) -> GenerativeEstimator:
+    """Continue ``run_dir`` from its newest checkpoint with its saved configuration.
+
+    Only ``epochs`` (to train longer), ``verbose`` and ``device`` may be overridden.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml).")
+    settings = read_config(run_dir / "config.toml")
+    run = split_settings(settings, source=str(run_dir / "config.toml"))
+    allowed = {"epochs", "verbose", "device"}
+    bad = sorted(set(overrides or {}) - allowed)
+    if bad:
+        raise InvalidInputError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} can be changed "
+                                f"(not {', '.join(bad)}).")
+    est = FAMILIES[run.model](**{"verbose": 1, **run.params, **(overrides or {})})
+    est._validated_params()
+    X, y = _load_data(run)
+    doc = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    if doc.get("data_info", {}).get("sha256") != data_fingerprint(X, y):
+        raise InvalidInputError(f"the data at {run.data!r} changed since {run_dir} started; resuming would not continue "
+                                "the same run. Restore the data or start a new run.")
+    est.fit(X, y, run_dir=run_dir, resume=True)
+    _finish(est, X, run_dir)
+    doc["params"]["epochs"] = est.epochs
+    atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
+    return est
+
+
+def _header() -> str:
+    return f"# genlab {__version__} run configuration; `genlab train --config` accepts this file.\n"
+
+
+def write_figures(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> list[Path]:
+    """Reconstructions, samples and training curves as PNGs in ``run_dir``."""
+    written = []
+    name = type(est).__name__
+    show = X[:32]
+    to_model = est.scaling_.forward
+    if hasattr(est, "reconstruct"):
+        written.append(plots.save_reconstructions(run_dir / "reconstructions.png", to_model(show),
+                                                  to_model(est.reconstruct(show)), title=f"{name}: originals and reconstructions"))
+    if hasattr(est, "sample"):
+        written.append(plots.save_samples(run_dir / "samples.png", to_model(est.sample(64, random_state=0)),
+                                          title=f"{name}: samples"))
+    curves = plots.save_training_curves(run_dir / "training_curves.png", est.history_, title=f"{name}: training")
+    if curves is not None:
+        written.append(curves)
+    return written
+
+
+def open_run(run_dir: str | Path) -> GenerativeEstimator:
+    """The fitted model of a run directory (or any folder written by ``save``)."""
+    return load_model(run_dir)
+
+
+def write_array(path: str | Path, array: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Save an output array as .npy, .npz (key ``X``) or .csv (one flattened sample per row), atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InvalidInputError(f"{path} already exists; choose another --out or pass --overwrite.")
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"the folder {path.parent} does not exist; create it first.")
+    suffix = path.suffix.lower()
+    buf = io.BytesIO()
+    if suffix == ".npy":
+        np.save(buf, array)
+    elif suffix == ".npz":
+        np.savez(buf, X=array)
+    elif suffix == ".csv":
+        np.savetxt(buf, array.reshape(len(array), -1), delimiter=",", fmt="%.7g")
+    else:
+        raise InvalidInputError(f"cannot write {path.name}: use a .npy, .npz or .csv file name.")
+    atomic_write_bytes(path, buf.getvalue())
+    return path

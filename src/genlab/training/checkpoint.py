@@ -1,0 +1,140 @@
+"""Resumable training state in safetensors: tensors as tensors, everything else as JSON metadata.
+
+Nothing here unpickles: optimiser state is split into its tensors and its JSON-able scalars, RNG
+states are uint8 tensors. A checkpoint becomes visible only after it is complete (temporary
+file, fsync, rename) and listed in ``manifest.json``; older ones beyond ``keep`` are removed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from .._fileio import atomic_write_bytes, atomic_write_text
+from ..errors import ModelFileError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class LoopState:
+    """Where training is: completed epochs, steps, the epoch records so far, early-stopping memory."""
+
+    epoch: int = 0
+    global_step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_value: float = float("inf")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+
+def _optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, slot in sd["state"].items():
+        for key, value in slot.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{name}/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}/{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_flat(name: str, optimizer: torch.optim.Optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict] = {}
+    prefix = f"optim/{name}/"
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            idx, slot = key[len(prefix):].split("/", 1)
+            state.setdefault(int(idx), {})[slot] = value
+    for key, value in meta["scalars"].items():
+        idx, slot = key.split("/", 1)
+        state.setdefault(int(idx), {})[slot] = value
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()} for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(
+    directory: Path,
+    module: torch.nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    rngs: dict[str, torch.Generator],
+    state: LoopState,
+    *,
+    best_weights: dict[str, torch.Tensor] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write one complete checkpoint atomically, list it in the manifest, prune old ones."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    optim_meta = {}
+    for name, opt in optimizers.items():
+        flat, optim_meta[name] = _optimizer_to_flat(name, opt)
+        tensors.update(flat)
+    for name, gen in rngs.items():
+        tensors[f"rng/{name}"] = gen.get_state()
+    for k, v in (best_weights or {}).items():
+        tensors[f"best/{k}"] = v.detach().cpu().contiguous()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "state": state.__dict__,
+        "optimizers": optim_meta,
+    }
+    name = f"step-{state.global_step:09d}.safetensors"
+    path = directory / name
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata={"genlab_checkpoint": json.dumps(meta)}))
+    complete = [n for n in list_checkpoints(directory) if n != name] + [name]
+    atomic_write_text(directory / MANIFEST, json.dumps({"complete": complete}, indent=1))
+    for old in complete[:-keep] if keep > 0 else []:
+        (directory / old).unlink(missing_ok=True)
+    if keep > 0 and len(complete) > keep:
+        atomic_write_text(directory / MANIFEST, json.dumps({"complete": complete[-keep:]}, indent=1))
+    return path
+
+
+def list_checkpoints(directory: Path) -> list[str]:
+    """Names of complete checkpoints, oldest first (from the manifest; files that vanished are skipped)."""
+    try:
+        names = json.loads((directory / MANIFEST).read_text())["complete"]
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{directory / MANIFEST} is not a valid checkpoint manifest ({exc}).") from None
+    return [n for n in names if isinstance(n, str) and (directory / n).is_file()]
+
+
+def load_checkpoint(
+    path: Path,
+    module: torch.nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    rngs: dict[str, torch.Generator],
+) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
+    """Restore module, optimisers and RNGs in place; return the loop state and best weights (if any)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = (f.metadata() or {}).get("genlab_checkpoint")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if raw_meta is None:
+            raise ModelFileError(f"{path} is not a genlab checkpoint (no genlab metadata).")
+        meta = json.loads(raw_meta)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"checkpoint {path} could not be read ({exc}).") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"checkpoint {path} has format version {meta.get('format_version')}; this genlab reads {FORMAT_VERSION}.")
+    model_sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    try:
+        module.load_state_dict(model_sd, strict=True)
+        for name, opt in optimizers.items():
+            _optimizer_from_flat(name, opt, meta["optimizers"][name], tensors)  # load_state_dict moves to device
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ModelFileError(f"checkpoint {path} does not match this model ({exc}).") from None
+    for name, gen in rngs.items():
+        gen.set_state(tensors[f"rng/{name}"])
+    best = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")} or None
+    return LoopState(**meta["state"]), best

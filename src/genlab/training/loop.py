@@ -1,0 +1,222 @@
+"""The one training loop. It knows batches, devices, epochs, validation, early stopping,
+checkpoints and logging — and nothing about which model it is training (spec §8).
+
+The model supplies ``configure_optimizers`` and ``train_step``/``eval_step``
+(:class:`genlab.models.GenerativeModule`). Per-step losses stay on the device; they are read
+once per epoch, so the loop adds no host-device synchronisation per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from .._fileio import atomic_write_text
+from ..errors import InvalidInputError
+from ..models.base import Batch, GenerativeModule
+from .checkpoint import LoopState, list_checkpoints, load_checkpoint, save_checkpoint
+from .progress import Progress, Timer
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class TensorData(NamedTuple):
+    """A whole (small enough) data set as tensors in model units: x (n, ...), y (n,) or None."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    early_stopping: bool = False
+    patience: int = 10
+    device: str = "auto"
+    verbose: int = 0
+    checkpoint_every: int = 1  # epochs between checkpoints when a run directory is given
+    keep_checkpoints: int = 3
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN or infinity; the last good checkpoint is kept."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" picks CUDA, then MPS, then CPU; an explicit device must be present."""
+    if device not in DEVICES:
+        raise InvalidInputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}.")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device='cuda' but no CUDA device is available; use device='auto' or 'cpu'.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError("device='mps' but MPS is not available; use device='auto' or 'cpu'.")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Flush denormal floats to zero while training on CPU (Adam moments decaying into denormals
+    slow a CPU down by tens of percent, spec §8). torch has no getter, so we restore the default."""
+    enabled = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if enabled:
+            torch.set_flush_denormal(False)
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Batch bounds; a trailing batch of one sample is dropped (batch-norm cannot train on it)."""
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds.pop()
+    return bounds
+
+
+def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Sample-weighted mean of ``eval_step`` terms over ``data``, with its own fixed noise."""
+    module.eval()
+    generator = torch.Generator(device=data.x.device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    for start, stop in _batches(len(data.x), max(batch_size, 256)):
+        y = None if data.y is None else data.y[start:stop]
+        for name, value in module.eval_step(Batch(data.x[start:stop], y), generator).items():
+            sums[name] = sums.get(name, 0) + value.detach() * (stop - start)
+    return {name: total / len(data.x) for name, total in sums.items()}
+
+
+def train(
+    module: GenerativeModule,
+    train_data: TensorData,
+    val_data: TensorData | None,
+    config: TrainConfig,
+    *,
+    seed: int,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``module`` in place; with ``run_dir``, log to metrics.jsonl and keep checkpoints.
+
+    ``resume=True`` continues from the newest complete checkpoint in ``run_dir/checkpoints``.
+    """
+    device = resolve_device(config.device)
+    module.to(device)
+    optimizers = module.configure_optimizers(config.lr, config.weight_decay)
+    rngs = {"data": torch.Generator().manual_seed(seed), "noise": torch.Generator(device=device).manual_seed(seed + 1)}
+    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
+    state, best_weights = LoopState(), None
+    if resume:
+        names = list_checkpoints(ckpt_dir) if ckpt_dir is not None else []
+        if not names:
+            raise InvalidInputError(f"no complete checkpoint in {ckpt_dir}; nothing to resume (start the run again).")
+        state, best_weights = load_checkpoint(ckpt_dir / names[-1], module, optimizers, rngs)
+
+    x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
+    val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
+    bounds = _batches(len(x), config.batch_size)
+    monitor = "val_loss" if val is not None else "loss"
+    progress = Progress(config.epochs, len(bounds), verbose=config.verbose)
+    progress.start(state.global_step)
+    stopped_early = False
+    if run_dir is not None:  # the metrics file always matches the state we continue from
+        _write_metrics(Path(run_dir), state.history)
+    try:
+        with flush_denormals():
+            for epoch in range(state.epoch, config.epochs):
+                timer = Timer()
+                module.train()
+                order = torch.randperm(len(x), generator=rngs["data"]).to(device)
+                sums: dict[str, torch.Tensor] = {}
+                step_losses = []
+                for start, stop in bounds:
+                    idx = order[start:stop]
+                    terms = module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"])
+                    for name, value in terms.items():
+                        sums[name] = sums.get(name, 0) + value * (stop - start)
+                    step_losses.append(terms["loss"])
+                    progress.step()
+                n_seen = bounds[-1][1]
+                _check_finite(torch.stack(step_losses), sums, state.global_step, epoch + 1)
+                state.global_step += len(bounds)
+                state.epoch = epoch + 1
+                record = {"epoch": state.epoch, "step": state.global_step}
+                record.update({name: total.item() / n_seen for name, total in sums.items()})
+                if val is not None:
+                    record.update({f"val_{k}": v.item() for k, v in _evaluate(module, val, config.batch_size, seed + 2).items()})
+                record["time"] = timer.elapsed()
+                record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
+                state.history.append(record)
+                progress.end_epoch(record)
+
+                value = record[monitor]
+                if value < state.best_value:
+                    state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
+                    if config.early_stopping:
+                        best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    state.bad_epochs += 1
+                stop_now = config.early_stopping and state.bad_epochs >= config.patience
+                if run_dir is not None:
+                    _append_metrics(Path(run_dir), record)
+                    if stop_now or state.epoch == config.epochs or state.epoch % max(config.checkpoint_every, 1) == 0:
+                        _check_weights_finite(module, state.epoch)
+                        save_checkpoint(ckpt_dir, module, optimizers, rngs, state, best_weights=best_weights, keep=config.keep_checkpoints)
+                if stop_now:
+                    stopped_early = True
+                    break
+    finally:
+        progress.close()
+    if config.early_stopping and best_weights is not None:
+        module.load_state_dict(copy.deepcopy(best_weights))
+    module.eval()
+    return TrainResult(state.history, state.best_epoch, stopped_early)
+
+
+def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step0: int, epoch: int) -> None:
+    """One sync per epoch: name the first step and the terms that went non-finite."""
+    bad_terms = [name for name, total in sums.items() if not math.isfinite(float(total))]
+    if bad_terms or not bool(torch.isfinite(step_losses).all()):
+        finite = torch.isfinite(step_losses)
+        first = int((~finite).nonzero()[0, 0]) if not bool(finite.all()) else 0
+        raise NonFiniteLossError(
+            f"non-finite {', '.join(bad_terms) or 'loss'} at step {step0 + first + 1} (epoch {epoch}); training stopped and "
+            "no checkpoint was written from it. Lower the learning rate or check the data's scale."
+        )
+
+
+def _check_weights_finite(module: torch.nn.Module, epoch: int) -> None:
+    for name, p in module.state_dict().items():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise NonFiniteLossError(f"weight {name} became non-finite by epoch {epoch}; no checkpoint was written.")
+
+
+def _write_metrics(run_dir: Path, history: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
