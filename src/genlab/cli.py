@@ -228,7 +228,10 @@ COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
+        return int(exc.code or 0)
     debug = getattr(args, "debug", False)
     try:
         return COMMANDS[args.command](args)

@@ -262,7 +262,8 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     # -- the transformer API -----------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
         """Codes Φ(x): (n, *input_shape) -> (n, latent_dim), float32."""
-        return self._apply(self.module_.encode, self._check_X(X))
+        x = self._check_X(X)
+        return self._apply(self.module_.encode, x)
 
     def inverse_transform(self, Z) -> np.ndarray:
         """Decode codes (n, latent_dim) to samples in the user's units and shape."""
@@ -272,7 +273,8 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
 
     def reconstruct(self, X) -> np.ndarray:
         """Ψ(Φ(x)) in the user's units, same shape as ``X``."""
-        return self.scaling_.inverse(self._apply(lambda x: self.module_.decode(self.module_.encode(x)), self._check_X(X)))
+        x = self._check_X(X)
+        return self.scaling_.inverse(self._apply(lambda v: self.module_.decode(self.module_.encode(v)), x))
 
     def score(self, X, y=None) -> float:
         """Negative mean reconstruction loss per sample in model units (higher is better; for GridSearchCV)."""

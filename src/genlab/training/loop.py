@@ -142,6 +142,7 @@ def train(
     progress.start(state.global_step)
     stopped_early = False
     if run_dir is not None:  # the metrics file always matches the state we continue from
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
         _write_metrics(Path(run_dir), state.history)
     try:
         with flush_denormals():

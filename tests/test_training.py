@@ -1,0 +1,116 @@
+"""The training loop: metrics, early stopping, checkpoints, exact resume, non-finite guard."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genlab import Autoencoder, InvalidInputError
+from genlab.models import Batch, GenerativeModule
+from genlab.training import NonFiniteLossError, TensorData, TrainConfig, resolve_device, train
+from genlab.training.checkpoint import list_checkpoints
+
+
+def _flat(digits, n=256):
+    return digits[0][:n].reshape(n, -1)
+
+
+def test_metrics_jsonl_has_one_record_per_epoch(digits, tmp_path):
+    X = _flat(digits)
+    ae = Autoencoder(4, epochs=3, batch_size=64, random_state=0).fit(X, run_dir=tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    assert lines == ae.history_
+    assert {"loss", "val_loss", "step", "time", "samples_per_s"} <= set(lines[0])
+    assert lines[-1]["loss"] < lines[0]["loss"]
+
+
+def test_checkpoints_keep_last_n_and_manifest(digits, tmp_path):
+    X = _flat(digits)
+    Autoencoder(4, epochs=5, batch_size=64, random_state=0).fit(X, run_dir=tmp_path)
+    names = list_checkpoints(tmp_path / "checkpoints")
+    assert len(names) == 3 and names == sorted(names)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.safetensors")) == names
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_resume_continues_exactly(digits, tmp_path, arch):
+    X = digits[0][:300]
+    straight = Autoencoder(4, arch=arch, epochs=4, batch_size=64, random_state=3).fit(X, run_dir=tmp_path / "a")
+    Autoencoder(4, arch=arch, epochs=2, batch_size=64, random_state=3).fit(X, run_dir=tmp_path / "b")
+    resumed = Autoencoder(4, arch=arch, epochs=4, batch_size=64, random_state=3).fit(X, run_dir=tmp_path / "b", resume=True)
+    for (k, v), (_, w) in zip(straight.module_.state_dict().items(), resumed.module_.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert [r["loss"] for r in straight.history_] == [r["loss"] for r in resumed.history_]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(digits, tmp_path):
+    with pytest.raises(InvalidInputError, match="no complete checkpoint"):
+        Autoencoder(4, epochs=1).fit(_flat(digits), run_dir=tmp_path, resume=True)
+
+
+def test_early_stopping_stops_and_restores_best(digits):
+    X = _flat(digits, 400)
+    ae = Autoencoder(4, epochs=200, lr=0.05, early_stopping=True, patience=2, batch_size=64, random_state=0).fit(X)
+    assert ae.stopped_early_ and len(ae.history_) < 200
+    best = min(r["val_loss"] for r in ae.history_)
+    assert ae.history_[ae.best_epoch_ - 1]["val_loss"] == best
+    assert len(ae.history_) == ae.best_epoch_ + 2
+
+
+class _ExplodesAtStep(GenerativeModule):
+    """A linear model whose loss turns NaN from a given step on."""
+
+    def __init__(self, bad_step):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+        self.bad_step, self.steps = bad_step, 0
+
+    def objective(self, batch, generator=None):
+        self.steps += self.training
+        loss = (self.linear(batch.x) - batch.x).pow(2).sum(1).mean()
+        return {"loss": loss * (math.nan if self.steps >= self.bad_step else 1.0)}
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    data = TensorData(torch.randn(64, 2))
+    config = TrainConfig(epochs=4, batch_size=16)  # 4 steps per epoch
+    with pytest.raises(NonFiniteLossError, match="step 7 .epoch 2"):
+        train(_ExplodesAtStep(bad_step=7), data, None, config, seed=0, run_dir=tmp_path)
+    assert list_checkpoints(tmp_path / "checkpoints") == ["step-000000004.safetensors"]
+
+
+def test_progress_prints_plain_lines_off_a_terminal(digits, capsys):
+    Autoencoder(4, epochs=2, batch_size=64, verbose=1, random_state=0).fit(_flat(digits))
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "samples/s" in err and "\r" not in err
+
+
+def test_device_resolution():
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="no CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(InvalidInputError, match="device"):
+        resolve_device("tpu")
+
+
+def test_training_is_model_agnostic():
+    """The loop drives any GenerativeModule; here one that just learns a mean."""
+
+    class Mean(GenerativeModule):
+        def __init__(self):
+            super().__init__()
+            self.mu = torch.nn.Parameter(torch.zeros(3))
+
+        def objective(self, batch: Batch, generator=None):
+            return {"loss": (batch.x - self.mu).pow(2).sum(1).mean()}
+
+    module = Mean()
+    x = torch.tensor([[1.0, 2.0, 3.0]]).repeat(64, 1) + 0.01 * torch.randn(64, 3)
+    train(module, TensorData(x), None, TrainConfig(epochs=200, batch_size=64, lr=0.05), seed=0)
+    np.testing.assert_allclose(module.mu.detach().numpy(), [1, 2, 3], atol=0.05)
