@@ -187,7 +187,7 @@ def _cmd_sample(args) -> int:
     if args.png:
         from . import plots
 
-        plots.save_samples(args.png, est.scaling_.forward(out))
+        plots.save_samples(args.png, est.scaling_.forward(out), value_range=est.scaling_.target)
     print(f"wrote {args.out}  {out.shape}")
     return 0
 

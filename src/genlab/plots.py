@@ -40,7 +40,8 @@ def _show_grid(ax, grid: np.ndarray) -> None:
     ax.set_axis_off()
 
 
-def _value_range(x: np.ndarray) -> tuple[float, float] | None:
+def display_range(x: np.ndarray) -> tuple[float, float] | None:
+    """(0, 1) for data in [0, 1] (values outside get clipped when shown), else None (stretch min to max)."""
     return (0.0, 1.0) if x.min() >= 0 and x.max() <= 1 else None
 
 
@@ -53,7 +54,7 @@ def save_reconstructions(path: str | Path, originals: np.ndarray, reconstruction
         rows = []
         for start in range(0, min(len(originals), 48), n_cols):
             rows += [originals[start:start + n_cols], reconstructions[start:start + n_cols]]
-        vr = _value_range(np.concatenate([originals, reconstructions]))
+        vr = display_range(originals)  # show reconstructions on the originals' scale, clipped
         fig, axes = plt.subplots(len(rows), 1, figsize=(n_cols * 0.6, len(rows) * 0.7 + 0.4))
         for i, (ax, row) in enumerate(zip(np.atleast_1d(axes), rows)):
             _show_grid(ax, image_grid(row, n_cols, vr))
@@ -80,12 +81,16 @@ def save_reconstructions(path: str | Path, originals: np.ndarray, reconstruction
     return fig_path
 
 
-def save_samples(path: str | Path, samples: np.ndarray, title: str = "") -> Path:
-    """A grid of generated images (or a scatter of 2-D points, heat-map rows of vectors)."""
+def save_samples(path: str | Path, samples: np.ndarray, title: str = "",
+                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> Path:
+    """A grid of generated images (or a scatter of 2-D points, heat-map rows of vectors).
+
+    Images are shown on ``value_range`` (values outside are clipped); None stretches min to max.
+    """
     fig_path = Path(path)
     if samples.ndim == 4:
         n_cols = min(len(samples), 16)
-        grid = image_grid(samples, n_cols, _value_range(samples))
+        grid = image_grid(samples, n_cols, value_range)
         fig, ax = plt.subplots(figsize=(n_cols * 0.6, math.ceil(len(samples) / n_cols) * 0.6 + 0.4))
         _show_grid(ax, grid)
     elif samples.shape[1] == 2:

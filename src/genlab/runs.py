@@ -206,7 +206,7 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> lis
                                                   to_model(est.reconstruct(show)), title=f"{name}: originals and reconstructions"))
     if hasattr(est, "sample"):
         written.append(plots.save_samples(run_dir / "samples.png", to_model(est.sample(64, random_state=0)),
-                                          title=f"{name}: samples"))
+                                          title=f"{name}: samples", value_range=plots.display_range(to_model(show))))
     curves = plots.save_training_curves(run_dir / "training_curves.png", est.history_, title=f"{name}: training")
     if curves is not None:
         written.append(curves)
