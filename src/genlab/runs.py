@@ -199,7 +199,7 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> lis
     """Reconstructions, samples and training curves as PNGs in ``run_dir``."""
     written = []
     name = type(est).__name__
-    show = X[:32]
+    show = X[np.linspace(0, len(X) - 1, min(32, len(X))).astype(int)]  # spread out: files are often sorted by class
     to_model = est.scaling_.forward
     if hasattr(est, "reconstruct"):
         written.append(plots.save_reconstructions(run_dir / "reconstructions.png", to_model(show),
