@@ -155,3 +155,15 @@ def test_bad_parameters_and_misuse(tiny_images):
         ae.transform(X.reshape(len(X), -1))
     with pytest.raises(InvalidInputError, match="n_samples"):
         ae.sample(0)
+
+
+def test_read_only_memory_mapped_input(tiny_images, tmp_path):
+    import warnings
+
+    np.save(tmp_path / "x.npy", tiny_images[0])
+    X, _ = genlab.datasets.load(tmp_path / "x.npy")
+    assert isinstance(X, np.memmap) and not X.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on non-writable arrays; genlab must not trigger it
+        ae = Autoencoder(4, **FAST).fit(X)
+        assert ae.reconstruct(X).shape == X.shape

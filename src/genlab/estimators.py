@@ -24,6 +24,12 @@ from .training import TensorData, TrainConfig, resolve_device, train
 PREDICT_BATCH = 1024
 
 
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
+    """NumPy -> torch without a copy when possible (read-only arrays, e.g. memory-mapped files, are copied)."""
+    arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
 class GenerativeEstimator(BaseEstimator):
     """Shared front door. A family declares ``_params``, ``_make_module`` and, if it keeps
     fitted arrays, ``_fitted_arrays``; everything else (validation, scaling, seeding, the split,
@@ -82,7 +88,7 @@ class GenerativeEstimator(BaseEstimator):
         self.n_features_in_ = math.prod(self.input_shape_)
         self.n_classes_ = None if y is None else int(y.max()) + 1
         self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
-        x = torch.from_numpy(self.scaling_.forward(X))
+        x = _as_tensor(self.scaling_.forward(X))
         yt = None if y is None else torch.from_numpy(y)
         train_idx, val_idx = train_validation_split(len(x), self.validation_fraction, self.seed_)
         subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
@@ -111,7 +117,7 @@ class GenerativeEstimator(BaseEstimator):
         """Run ``fn`` on float32 ``arr`` in batches on the model's device; returns NumPy."""
         self.module_.eval()
         device = self._device()
-        outs = [fn(torch.from_numpy(np.ascontiguousarray(arr[s:s + PREDICT_BATCH])).to(device)).cpu().numpy()
+        outs = [fn(_as_tensor(arr[s:s + PREDICT_BATCH]).to(device)).cpu().numpy()
                 for s in range(0, len(arr), PREDICT_BATCH)]
         return np.concatenate(outs)
 
@@ -278,7 +284,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
 
     def score(self, X, y=None) -> float:
         """Negative mean reconstruction loss per sample in model units (higher is better; for GridSearchCV)."""
-        x = torch.from_numpy(self._check_X(X))
+        x = _as_tensor(self._check_X(X))
         return -self._mean_loss(x)
 
     def sample(self, n_samples: int = 1, *, random_state=None) -> np.ndarray:
