@@ -10,12 +10,10 @@ import argparse
 import sys
 import textwrap
 
-import numpy as np
-
 from . import __version__, datasets
 from ._params import Param
 from .errors import InvalidInputError
-from .runs import FAMILIES, RUN_KEYS, read_config, resume_run, split_settings, train_run, write_array
+from .runs import FAMILIES, read_config, resume_run, split_settings, train_run, write_array
 from .training import NonFiniteLossError
 
 USER_ERRORS = (InvalidInputError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)

@@ -17,12 +17,12 @@ import io
 import os
 import platform
 import shutil
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tomli_w
+import tomllib
 import torch
 
 from . import __version__, datasets, plots

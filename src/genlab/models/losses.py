@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -18,3 +20,32 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 RECONSTRUCTION_LOSSES = {"mse": squared_error, "bce": bernoulli_nll}
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """-log N(x; mean, exp(logvar)) per sample, with the ½·log 2π constant (logvar broadcasts)."""
+    logvar = logvar.expand_as(mean)
+    return 0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).flatten(1).sum(dim=1)
+
+
+def multinomial_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-Σᵢ xᵢ log softmax(logits)ᵢ per sample (counts x; Liang et al. 2018 drop the multinomial coefficient)."""
+    return -(torch.log_softmax(logits.flatten(1), dim=1) * x.flatten(1)).sum(dim=1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) ‖ N(0, I)) per latent dimension, in nats: (n, k) -> (n, k)."""
+    # closed form, Kingma & Welling (2014), appendix B
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(dim=-1)
+
+
+def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(dim=-1)

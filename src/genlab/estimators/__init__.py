@@ -1,0 +1,10 @@
+"""scikit-learn style estimators: validate, build ``module_``, call the training loop, convert
+NumPy <-> torch and undo the data scaling on the way out. No modelling maths lives here."""
+
+from .autoencoder import Autoencoder
+from .base import GenerativeEstimator
+
+# the only classes genlab.load will build (a model file names one of these keys)
+ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder}
+
+__all__ = ["ESTIMATORS", "Autoencoder", "GenerativeEstimator"]

@@ -1,0 +1,127 @@
+"""The shared base of the scikit-learn style estimators: validate, build ``module_``, call the training loop, convert
+NumPy <-> torch and undo the data scaling on the way out. No modelling maths lives here."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from .._params import Param, check_params
+from .._validation import check_array, check_labels, resolve_seed
+from ..data.scaling import Scaling
+from ..data.split import train_validation_split
+from ..errors import InvalidInputError
+from ..models import GenerativeModule
+from ..training import TensorData, TrainConfig, train
+
+PREDICT_BATCH = 1024
+
+
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
+    """NumPy -> torch without a copy when possible (read-only arrays, e.g. memory-mapped files, are copied)."""
+    arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+class GenerativeEstimator(BaseEstimator):
+    """Shared front door. A family declares ``_params``, ``_make_module`` and, if it keeps
+    fitted arrays, ``_fitted_arrays``; everything else (validation, scaling, seeding, the split,
+    the loop, saving) is here once."""
+
+    _params: ClassVar[dict[str, Param]] = {}
+    _fitted_arrays: ClassVar[tuple[str, ...]] = ()
+
+    # -- hooks for the families ---------------------------------------------------------------
+    def _make_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+        raise NotImplementedError
+
+    def _output_range(self) -> tuple[float, float] | None:
+        """Range the model's outputs can take (None: unbounded); data is scaled into it."""
+        return None
+
+    def _fit_module(self, module: GenerativeModule, train_data: TensorData, val_data: TensorData | None,
+                    run_dir: Path | None, resume: bool) -> list[dict]:
+        """Learn the module's weights; returns the epoch history. Default: the training loop."""
+        result = train(module, train_data, val_data, self._train_config(), seed=self.seed_, run_dir=run_dir, resume=resume)
+        self.best_epoch_ = result.best_epoch
+        self.stopped_early_ = result.stopped_early
+        return result.history
+
+    def _after_fit(self, x_train: torch.Tensor, y_train: torch.Tensor | None) -> None:
+        """Fit anything that depends on the trained module (e.g. a code distribution)."""
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _validated_params(self) -> dict[str, Any]:
+        return check_params(self.get_params(), self._params)
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping, patience=self.patience, device=self.device, verbose=self.verbose,
+        )
+
+    def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+        # weights are initialised from the seed without touching the caller's global RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            return self._make_module(tuple(input_shape), n_classes)
+
+    def fit(self, X, y=None, *, run_dir: str | Path | None = None, resume: bool = False):
+        """Fit to ``X`` (n, d) or (n, c, h, w); ``y`` (n,) class labels where the model uses them.
+
+        With ``run_dir``, per-epoch metrics go to ``run_dir/metrics.jsonl`` and checkpoints to
+        ``run_dir/checkpoints``; ``resume=True`` continues from the newest checkpoint there.
+        Returns ``self``.
+        """
+        params = self._validated_params()
+        X = check_array(X)
+        y = None if y is None else check_labels(y, len(X))
+        self.seed_ = resolve_seed(params["random_state"])
+        self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        self.n_features_in_ = math.prod(self.input_shape_)
+        self.n_classes_ = None if y is None else int(y.max()) + 1
+        self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
+        x = _as_tensor(self.scaling_.forward(X))
+        yt = None if y is None else torch.from_numpy(y)
+        train_idx, val_idx = train_validation_split(len(x), self.validation_fraction, self.seed_)
+        subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
+        train_data = subset(train_idx)
+        val_data = subset(val_idx) if len(val_idx) else None
+        module = self._build_module(self.input_shape_, self.n_classes_)
+        self.history_ = self._fit_module(module, train_data, val_data, None if run_dir is None else Path(run_dir), resume)
+        self.module_ = module.eval()
+        self._after_fit(train_data.x, train_data.y)
+        return self
+
+    # -- applying ----------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    def _check_X(self, X) -> np.ndarray:
+        self._check_fitted()
+        return self.scaling_.forward(check_array(X, expected_shape=self.input_shape_))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
+
+    @torch.no_grad()
+    def _apply(self, fn, arr: np.ndarray) -> np.ndarray:
+        """Run ``fn`` on float32 ``arr`` in batches on the model's device; returns NumPy."""
+        self.module_.eval()
+        device = self._device()
+        outs = [fn(_as_tensor(arr[s:s + PREDICT_BATCH]).to(device)).cpu().numpy()
+                for s in range(0, len(arr), PREDICT_BATCH)]
+        return np.concatenate(outs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.json`` + ``model.safetensors`` into folder ``path``; see :func:`genlab.load`."""
+        from ..io import save_estimator
+
+        self._check_fitted()
+        return save_estimator(self, path)
