@@ -82,14 +82,14 @@ def save_reconstructions(path: str | Path, originals: np.ndarray, reconstruction
 
 
 def save_samples(path: str | Path, samples: np.ndarray, title: str = "",
-                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> Path:
+                 value_range: tuple[float, float] | None = (0.0, 1.0), n_cols: int = 16) -> Path:
     """A grid of generated images (or a scatter of 2-D points, heat-map rows of vectors).
 
     Images are shown on ``value_range`` (values outside are clipped); None stretches min to max.
     """
     fig_path = Path(path)
     if samples.ndim == 4:
-        n_cols = min(len(samples), 16)
+        n_cols = min(len(samples), n_cols)
         grid = image_grid(samples, n_cols, value_range)
         fig, ax = plt.subplots(figsize=(n_cols * 0.6, math.ceil(len(samples) / n_cols) * 0.6 + 0.4))
         _show_grid(ax, grid)
@@ -115,17 +115,29 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "")
     records = [r for r in history if r.get("epoch", 0) > 0]
     if not records:
         return None
-    skip = {"epoch", "step", "time", "samples_per_s"}
-    terms = [k for k in records[0] if k not in skip and not k.startswith("val_")]
-    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
+    skip = {"epoch", "step", "time", "samples_per_s", "aggressive", "beta"}
+    terms = [k for k in records[0] if k not in skip and not k.startswith(("val_", "kl_dim_"))]
+    kl_dims = [k for k in records[0] if k.startswith("kl_dim_")]
+    panels = terms + (["KL per latent dimension"] if kl_dims else [])
+    n_cols = min(len(panels), 4)
+    n_rows = math.ceil(len(panels) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
     epochs = [r["epoch"] for r in records]
-    for ax, term in zip(axes[0], terms):
-        ax.plot(epochs, [r[term] for r in records], label="train")
-        if f"val_{term}" in records[0]:
-            ax.plot(epochs, [r[f"val_{term}"] for r in records], "--", label="validation")
+    for ax, term in zip(axes.flat, panels):
+        if term in terms:
+            has_val = f"val_{term}" in records[0]
+            ax.plot(epochs, [r[term] for r in records], label="train" if has_val else None)
+            if has_val:
+                ax.plot(epochs, [r[f"val_{term}"] for r in records], "--", label="validation")
+        else:
+            for k in kl_dims:
+                ax.plot(epochs, [r[k] for r in records], label=k.replace("kl_dim_", "z"), lw=1)
         ax.set_xlabel("epoch")
         ax.set_title(term, fontsize=9)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, ncol=2 if term not in terms else 1)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -28,10 +28,10 @@ import torch
 from . import __version__, datasets, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
 from .errors import InvalidInputError
-from .estimators import Autoencoder, GenerativeEstimator
+from .estimators import VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
 
-FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder}
+FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder, "vae": VAE}
 RUN_KEYS = ("model", "data", "out", "label_column")  # settings that are not estimator parameters
 INFO_TABLES = ("versions", "data_info")  # written for people, ignored when read back
 
@@ -141,9 +141,9 @@ def _load_data(run: RunSettings):
     return datasets.load(run.data, label_column=run.label_column)
 
 
-def _finish(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> None:
+def _finish(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None, run_dir: Path) -> None:
     est.save(run_dir)
-    write_figures(est, X, run_dir)
+    write_figures(est, X, y, run_dir)
 
 
 def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, verbose: int = 1) -> GenerativeEstimator:
@@ -158,7 +158,7 @@ def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, ver
     with run_directory(out, overwrite=overwrite) as run_dir:
         atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(_config_document(run, est, X, y)))
         est.fit(X, y, run_dir=run_dir)
-        _finish(est, X, run_dir)
+        _finish(est, X, y, run_dir)
     return est
 
 
@@ -185,7 +185,7 @@ def resume_run(run_dir: str | Path, *, overrides: dict | None = None) -> Generat
         raise InvalidInputError(f"the data at {run.data!r} changed since {run_dir} started; resuming would not continue "
                                 "the same run. Restore the data or start a new run.")
     est.fit(X, y, run_dir=run_dir, resume=True)
-    _finish(est, X, run_dir)
+    _finish(est, X, y, run_dir)
     doc["params"]["epochs"] = est.epochs
     atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
     return est
@@ -195,18 +195,28 @@ def _header() -> str:
     return f"# genlab {__version__} run configuration; `genlab train --config` accepts this file.\n"
 
 
-def write_figures(est: GenerativeEstimator, X: np.ndarray, run_dir: Path) -> list[Path]:
-    """Reconstructions, samples and training curves as PNGs in ``run_dir``."""
+def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None, run_dir: Path) -> list[Path]:
+    """Reconstructions, samples (one row per class for conditional models) and training curves as PNGs."""
     written = []
     name = type(est).__name__
-    show = X[np.linspace(0, len(X) - 1, min(32, len(X))).astype(int)]  # spread out: files are often sorted by class
+    pick = np.linspace(0, len(X) - 1, min(32, len(X))).astype(int)  # spread out: files are often sorted by class
+    show = X[pick]
+    labels = {"y": y[pick]} if getattr(est, "conditional", False) else {}
     to_model = est.scaling_.forward
     if hasattr(est, "reconstruct"):
         written.append(plots.save_reconstructions(run_dir / "reconstructions.png", to_model(show),
-                                                  to_model(est.reconstruct(show)), title=f"{name}: originals and reconstructions"))
+                                                  to_model(est.reconstruct(show, **labels)),
+                                                  title=f"{name}: originals and reconstructions"))
     if hasattr(est, "sample"):
-        written.append(plots.save_samples(run_dir / "samples.png", to_model(est.sample(64, random_state=0)),
-                                          title=f"{name}: samples", value_range=plots.display_range(to_model(show))))
+        if labels:  # a row per class: classes cycle 0..C-1, so n_classes columns of 8 samples, transposed
+            n_classes = est.n_classes_
+            samples = est.sample(8 * n_classes, random_state=0).reshape(8, n_classes, *est.input_shape_)
+            samples, n_cols = samples.transpose(1, 0, *range(2, samples.ndim)).reshape(-1, *est.input_shape_), 8
+        else:
+            samples, n_cols = est.sample(64, random_state=0), 16
+        written.append(plots.save_samples(run_dir / "samples.png", to_model(samples), n_cols=n_cols,
+                                          title=f"{name}: samples" + (" (one row per class)" if labels else ""),
+                                          value_range=plots.display_range(to_model(show))))
     curves = plots.save_training_curves(run_dir / "training_curves.png", est.history_, title=f"{name}: training")
     if curves is not None:
         written.append(curves)

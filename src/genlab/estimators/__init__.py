@@ -3,8 +3,9 @@ NumPy <-> torch and undo the data scaling on the way out. No modelling maths liv
 
 from .autoencoder import Autoencoder
 from .base import GenerativeEstimator
+from .vae import VAE
 
 # the only classes genlab.load will build (a model file names one of these keys)
-ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder}
+ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder, "VAE": VAE}
 
-__all__ = ["ESTIMATORS", "Autoencoder", "GenerativeEstimator"]
+__all__ = ["ESTIMATORS", "VAE", "Autoencoder", "GenerativeEstimator"]

@@ -52,6 +52,10 @@ class GenerativeEstimator(BaseEstimator):
         self.stopped_early_ = result.stopped_early
         return result.history
 
+    def _preprocess(self, x: np.ndarray) -> np.ndarray:
+        """Model-specific input preparation after scaling (e.g. fixed binarisation). Default: none."""
+        return x
+
     def _after_fit(self, x_train: torch.Tensor, y_train: torch.Tensor | None) -> None:
         """Fit anything that depends on the trained module (e.g. a code distribution)."""
 
@@ -86,7 +90,7 @@ class GenerativeEstimator(BaseEstimator):
         self.n_features_in_ = math.prod(self.input_shape_)
         self.n_classes_ = None if y is None else int(y.max()) + 1
         self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
-        x = _as_tensor(self.scaling_.forward(X))
+        x = _as_tensor(self._preprocess(self.scaling_.forward(X)))
         yt = None if y is None else torch.from_numpy(y)
         train_idx, val_idx = train_validation_split(len(x), self.validation_fraction, self.seed_)
         subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
@@ -104,7 +108,7 @@ class GenerativeEstimator(BaseEstimator):
 
     def _check_X(self, X) -> np.ndarray:
         self._check_fitted()
-        return self.scaling_.forward(check_array(X, expected_shape=self.input_shape_))
+        return self._preprocess(self.scaling_.forward(check_array(X, expected_shape=self.input_shape_)))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):

@@ -2,5 +2,18 @@
 
 from .autoencoder import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from .base import Batch, GenerativeModule
+from .vae import (
+    Posterior,
+    VAEConfig,
+    VAEModule,
+    collapse_diagnostics,
+    importance_weighted_log_likelihood,
+    mutual_information,
+    posterior_moments,
+)
 
-__all__ = ["AutoencoderConfig", "AutoencoderModule", "Batch", "GenerativeModule", "pca_closed_form", "set_linear_autoencoder"]
+__all__ = [
+    "AutoencoderConfig", "AutoencoderModule", "Batch", "GenerativeModule", "Posterior", "VAEConfig", "VAEModule",
+    "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
+    "posterior_moments", "set_linear_autoencoder",
+]

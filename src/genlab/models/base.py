@@ -3,11 +3,13 @@
 A family's module subclasses :class:`GenerativeModule` and supplies ``objective`` (named scalar
 terms for a batch, ``"loss"`` being the one minimised and monitored). Families with more than one
 optimiser or an inner loop (GAN, aggressive VAE) override ``configure_optimizers`` and
-``train_step``; the loop in :mod:`genlab.training` only ever calls these methods.
+``train_step``; per-epoch diagnostics come from ``end_epoch``. The loop in
+:mod:`genlab.training` only ever calls these methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -32,9 +34,12 @@ class GenerativeModule(nn.Module):
         return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}
 
     def train_step(
-        self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None = None
+        self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None = None,
+        stream: Callable[[], Batch] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """One update; returns the detached terms (no host sync: the loop decides when to read them)."""
+        """One update; returns the detached terms (no host sync: the loop decides when to read them).
+
+        ``stream()`` draws further random training batches, for families with an inner loop."""
         (optimizer,) = optimizers.values()
         terms = self.objective(batch, generator)
         optimizer.zero_grad(set_to_none=True)
@@ -46,3 +51,8 @@ class GenerativeModule(nn.Module):
     def eval_step(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The objective's terms without updating anything (validation)."""
         return self.objective(batch, generator)
+
+    def end_epoch(self, data, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Diagnostics for the epoch's record, computed on ``data`` (validation, else training);
+        a family may also update its own schedule here. Default: none."""
+        return {}

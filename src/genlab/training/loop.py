@@ -137,6 +137,11 @@ def train(
     x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
     val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
     bounds = _batches(len(x), config.batch_size)
+
+    def stream() -> Batch:  # random extra batches for families with an inner loop (aggressive VAE)
+        idx = torch.randint(len(x), (min(config.batch_size, len(x)),), generator=rngs["data"]).to(device)
+        return Batch(x[idx], None if y is None else y[idx])
+
     monitor = "val_loss" if val is not None else "loss"
     progress = Progress(config.epochs, len(bounds), verbose=config.verbose)
     progress.start(state.global_step)
@@ -154,7 +159,7 @@ def train(
                 step_losses = []
                 for start, stop in bounds:
                     idx = order[start:stop]
-                    terms = module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"])
+                    terms = module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream)
                     for name, value in terms.items():
                         sums[name] = sums.get(name, 0) + value * (stop - start)
                     step_losses.append(terms["loss"])
@@ -167,6 +172,8 @@ def train(
                 record.update({name: total.item() / n_seen for name, total in sums.items()})
                 if val is not None:
                     record.update({f"val_{k}": v.item() for k, v in _evaluate(module, val, config.batch_size, seed + 2).items()})
+                diagnostics_rng = torch.Generator(device=device).manual_seed(seed + 3)
+                record.update(module.end_epoch(val if val is not None else TensorData(x, y), diagnostics_rng))
                 record["time"] = timer.elapsed()
                 record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
                 state.history.append(record)

@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 
 def format_terms(record: dict) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step", "time", "samples_per_s"))
+    hidden = ("epoch", "step", "time", "samples_per_s")
+    return "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in hidden and not k.startswith("kl_dim_"))
 
 
 class Progress:

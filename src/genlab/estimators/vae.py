@@ -1,0 +1,248 @@
+"""``VAE``: the sklearn front door of :mod:`genlab.models.vae` (spec §4). β-VAE, conditional VAE,
+KL warm-up, free bits and aggressive training are parameters of this one class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+
+from .._params import TRAINING_PARAMS, Param
+from .._validation import check_array, check_labels, resolve_seed
+from ..errors import InvalidInputError
+from ..models import VAEConfig, VAEModule, collapse_diagnostics, importance_weighted_log_likelihood, posterior_moments
+from ..models.losses import gaussian_kl
+from .base import GenerativeEstimator, _as_tensor
+
+VAE_PARAMS: dict[str, Param] = {
+    "latent_dim": Param("int", "size of z", low=1),
+    "arch": Param("str", "encoder/decoder networks", choices=("mlp", "conv")),
+    "hidden": Param("ints", "hidden widths (mlp) or fully-connected widths after the convs (conv); default per arch", none_ok=True),
+    "channels": Param("ints", "conv channels per downsampling step"),
+    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "elu", "gelu")),
+    "likelihood": Param("str", "p(x|z): bernoulli (data in [0,1]), gaussian, multinomial (counts)",
+                        choices=("bernoulli", "gaussian", "multinomial")),
+    "variance": Param("str", "gaussian variance: fixed (sigma2), learned per pixel, or per sample", choices=("fixed", "pixel", "sample")),
+    "sigma2": Param("float", "fixed Gaussian variance σ² (small: reconstruction dominates)", low=1e-8),
+    "beta": Param("float", "weight of the KL term: 1 VAE, >1 beta-VAE, 0 a noisy autoencoder", low=0),
+    "kl_warmup": Param("int", "steps over which beta ramps up from 0 (KL annealing)", low=0),
+    "free_bits": Param("float", "minimum KL per latent dimension in nats (batch mean)", low=0),
+    "n_mc": Param("int", "Monte-Carlo samples of z per datapoint in the ELBO", low=1),
+    "conditional": Param("bool", "condition on class labels y (fit(X, y); sample(n, y=c))"),
+    "encoder_sees_label": Param("bool", "conditional: give y to the encoder too (False: encoding needs no label)"),
+    "binarize": Param("str", "bernoulli data: none, fixed (threshold 0.5) or dynamic (x ~ Bernoulli(x) each epoch)",
+                      choices=("none", "fixed", "dynamic")),
+    "training": Param("str", "standard, or aggressive inference-network updates against posterior collapse (He et al. 2019)",
+                      choices=("standard", "aggressive")),
+    "n_importance": Param("int", "importance samples K for score_samples (log-likelihood)", low=1),
+    **TRAINING_PARAMS,
+}
+DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": ()}
+
+
+class VAE(TransformerMixin, GenerativeEstimator):
+    """Variational autoencoder: p(z) = N(0, I), p(x|z) from the decoder, q(z|x) = N(μ(x), diag σ²(x)).
+
+    Trains by maximising the ELBO E_q[log p(x|z)] − β·KL(q(z|x) ‖ p(z)); every term is reported in
+    nats with all constants, so the numbers compare with published ones.
+
+    Parameters
+    ----------
+    latent_dim, arch, hidden, channels, activation
+        Networks (``hidden=None``: (512, 256) for mlp, () for conv).
+    likelihood : {"bernoulli", "gaussian", "multinomial"}
+        ``gaussian`` with ``variance="fixed"`` uses σ² = ``sigma2``: the loss is ‖x−Ψ(z)‖²/(2σ²) + const.
+    beta, kl_warmup, free_bits
+        β-VAE weight, linear KL annealing over ``kl_warmup`` steps, free bits per dimension.
+    n_mc : int
+        Samples of z per datapoint in the training ELBO.
+    conditional, encoder_sees_label
+        Conditional VAE (one-hot y into decoder, and into the encoder unless ``encoder_sees_label=False``).
+    binarize : {"none", "fixed", "dynamic"}
+        For Bernoulli likelihoods on grey-level data.
+    training : {"standard", "aggressive"}
+        ``aggressive``: He et al. (2019) inner encoder loop until the mutual information stops rising.
+    n_importance : int
+        K in the importance-weighted estimate of :meth:`score_samples`.
+
+    Attributes
+    ----------
+    module_, history_ (per epoch: loss, elbo, reconstruction, kl, beta, validation terms, active_units,
+    mutual_information, kl_dim_j), scaling_, input_shape_, n_classes_, seed_
+    """
+
+    _params = VAE_PARAMS
+
+    def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu", likelihood="bernoulli",
+                 variance="fixed", sigma2=1.0, beta=1.0, kl_warmup=0, free_bits=0.0, n_mc=1, conditional=False,
+                 encoder_sees_label=True, binarize="none", training="standard", n_importance=1000, epochs=50, batch_size=128,
+                 lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10, scaling="auto",
+                 device="auto", verbose=0, random_state=None):
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = hidden
+        self.channels = channels
+        self.activation = activation
+        self.likelihood = likelihood
+        self.variance = variance
+        self.sigma2 = sigma2
+        self.beta = beta
+        self.kl_warmup = kl_warmup
+        self.free_bits = free_bits
+        self.n_mc = n_mc
+        self.conditional = conditional
+        self.encoder_sees_label = encoder_sees_label
+        self.binarize = binarize
+        self.training = training
+        self.n_importance = n_importance
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.scaling = scaling
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _validated_params(self) -> dict[str, Any]:
+        params = super()._validated_params()
+        if params["binarize"] != "none" and params["likelihood"] != "bernoulli":
+            raise InvalidInputError("binarize applies to likelihood='bernoulli' only.")
+        return params
+
+    def _output_range(self):
+        return (0.0, 1.0) if self.likelihood == "bernoulli" else None
+
+    def _preprocess(self, x: np.ndarray) -> np.ndarray:
+        return (x > 0.5).astype(np.float32) if self.binarize == "fixed" else x
+
+    def fit(self, X, y=None, *, run_dir=None, resume=False):
+        """Fit to ``X``; a conditional VAE needs class labels ``y`` (n,). See GenerativeEstimator.fit."""
+        if self.conditional and y is None:
+            raise InvalidInputError("conditional=True needs class labels: fit(X, y).")
+        return super().fit(X, y if self.conditional else None, run_dir=run_dir, resume=resume)
+
+    def _make_module(self, input_shape, n_classes):
+        if self.arch == "conv" and len(input_shape) != 3:
+            raise InvalidInputError(f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
+                                    "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'.")
+        hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
+        return VAEModule(VAEConfig(
+            input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden, channels=tuple(self.channels),
+            activation=self.activation, likelihood=self.likelihood, variance=self.variance, sigma2=float(self.sigma2),
+            beta=float(self.beta), kl_warmup_steps=self.kl_warmup, free_bits=float(self.free_bits), n_mc=self.n_mc,
+            n_classes=(n_classes or 0) if self.conditional else 0, encoder_sees_label=self.encoder_sees_label,
+            binarize="dynamic" if self.binarize == "dynamic" else "none", aggressive=self.training == "aggressive",
+        ))
+
+    # -- labels ---------------------------------------------------------------------------------
+    def _labels(self, y, n: int, *, for_encoder: bool) -> torch.Tensor | None:
+        """Labels as a tensor where the model uses them; clear errors where they are missing."""
+        if not self.conditional or (for_encoder and not self.encoder_sees_label):
+            return None
+        if y is None:
+            raise InvalidInputError("this conditional VAE needs labels here: pass y (encoder_sees_label=False "
+                                    "trains an encoder that does not).")
+        if np.isscalar(y):
+            y = np.full(n, y)
+        y = check_labels(y, n)
+        if y.max() >= self.n_classes_:
+            raise InvalidInputError(f"label {y.max()} is out of range: this VAE was fitted on classes 0..{self.n_classes_ - 1}.")
+        return torch.from_numpy(y).to(self._device())
+
+    def _generator(self, random_state) -> torch.Generator:
+        seed = self.seed_ if random_state is None else resolve_seed(random_state)
+        return torch.Generator(device=self._device()).manual_seed(seed)
+
+    # -- the transformer API ----------------------------------------------------------------------
+    def transform(self, X, y=None) -> np.ndarray:
+        """Posterior means E_q[z|x] (n, latent_dim)."""
+        x = _as_tensor(self._check_X(X)).to(self._device())
+        with torch.no_grad():
+            return posterior_moments(self.module_.eval(), x, self._labels(y, len(x), for_encoder=True)).mu.cpu().numpy()
+
+    def inverse_transform(self, Z, y=None) -> np.ndarray:
+        """Decode codes (n, latent_dim) to the mean of p(x|z), in the user's units and shape."""
+        self._check_fitted()
+        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.latent_dim,))).to(self._device())
+        labels = self._labels(y, len(z), for_encoder=False)
+        with torch.no_grad():
+            out = torch.cat([self.module_.eval().decode(z[s:s + 1024], None if labels is None else labels[s:s + 1024])
+                             for s in range(0, len(z), 1024)])
+        return self.scaling_.inverse(out.cpu().numpy())
+
+    def reconstruct(self, X, y=None) -> np.ndarray:
+        """Decoded posterior means: Ψ(E_q[z|x]), same shape and units as ``X``."""
+        return self.inverse_transform(self.transform(X, y), y)
+
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
+        """Draw z ~ N(0, I) and return the mean of p(x|z) (n, *input_shape), user units.
+
+        Conditional VAEs generate class ``y`` (an int or n labels); without ``y`` the classes are
+        cycled 0, 1, …, C−1, 0, …
+        """
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        if self.conditional and y is None:
+            y = np.arange(n_samples) % self.n_classes_
+        rng = np.random.default_rng(resolve_seed(random_state))
+        z = rng.standard_normal((n_samples, self.latent_dim)).astype(np.float32)
+        return self.inverse_transform(z, y)
+
+    # -- likelihoods and diagnostics --------------------------------------------------------------
+    def _tensors(self, X, y):
+        x = _as_tensor(self._check_X(X)).to(self._device())
+        return x, self._labels(y, len(x), for_encoder=False)
+
+    def score_samples(self, X, y=None, *, n_importance: int | None = None, random_state=None) -> np.ndarray:
+        """Importance-weighted estimate of log p(x) per sample, in nats (K = ``n_importance``)."""
+        x, labels = self._tensors(X, y)
+        k = self.n_importance if n_importance is None else int(n_importance)
+        if k < 1:
+            raise InvalidInputError(f"n_importance must be >= 1, got {k}.")
+        gen = self._generator(random_state)
+        per_batch = max(1, 20000 // max(k, 1))
+        out = [importance_weighted_log_likelihood(self.module_.eval(), x[s:s + per_batch],
+                                                  None if labels is None else labels[s:s + per_batch], k, gen)
+               for s in range(0, len(x), per_batch)]
+        return torch.cat(out).cpu().numpy().astype(np.float64)
+
+    def score(self, X, y=None) -> float:
+        """Mean importance-weighted log-likelihood (nats per sample)."""
+        return float(self.score_samples(X, y).mean())
+
+    def elbo(self, X, y=None, *, n_mc: int = 1, random_state=None) -> np.ndarray:
+        """The ELBO per sample in nats (β = 1, the bound on log p(x)), with ``n_mc`` samples of z."""
+        x, labels = self._tensors(X, y)
+        gen = self._generator(random_state)
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(x), 512):
+                rec, kl_dims, _ = self.module_.eval().elbo_terms(x[s:s + 512], None if labels is None else labels[s:s + 512],
+                                                                 gen, n_mc)
+                out.append(-(rec + kl_dims.sum(dim=1)))
+        return torch.cat(out).cpu().numpy().astype(np.float64)
+
+    def kl_per_dim(self, X, y=None) -> np.ndarray:
+        """KL(q(z_j|x) ‖ p(z_j)) averaged over X, per latent dimension (nats)."""
+        x, labels = self._tensors(X, y)
+        post = posterior_moments(self.module_.eval(), x, labels if self.encoder_sees_label else None)
+        return gaussian_kl(post.mu, post.logvar).mean(dim=0).cpu().numpy().astype(np.float64)
+
+    def active_units(self, X, y=None, *, threshold: float = 0.01) -> int:
+        """Latent dimensions whose posterior mean varies over X: Cov_x(E_q[z_j]) > threshold."""
+        return int((self.transform(X, y).var(axis=0, ddof=1) > threshold).sum())
+
+    def mutual_information(self, X, y=None, *, random_state=None) -> float:
+        """Estimate of I(x; z) under q, in nats (He et al. 2019); costs O(n²) in len(X)."""
+        x, labels = self._tensors(X, y)
+        stats = collapse_diagnostics(self.module_.eval(), x, labels if self.encoder_sees_label else None,
+                                     self._generator(random_state))
+        return stats["mutual_information"]
