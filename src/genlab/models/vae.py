@@ -241,15 +241,17 @@ def posterior_moments(module: VAEModule, x: torch.Tensor, y: torch.Tensor | None
     return Posterior(torch.cat(mus), torch.cat(logvars))
 
 
-def mutual_information(post: Posterior, generator: torch.Generator | None = None) -> float:
+def mutual_information(post: Posterior, generator: torch.Generator | None = None, n_draws: int = 5) -> float:
     """I(x; z) under q(x, z) = p_data(x) q(z|x), estimated as E[log q(z|x)] − E[log q(z)] with the
-    aggregate posterior q(z) ≈ (1/N) Σⱼ q(z|xⱼ) (He et al. 2019, calc_mi)."""
+    aggregate posterior q(z) ≈ (1/N) Σⱼ q(z|xⱼ) (He et al. 2019, calc_mi), averaged over
+    ``n_draws`` samples of z per x to tame the single-draw noise."""
     mu, logvar = post
     n, k = mu.shape
     neg_entropy = (-0.5 * k * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(dim=1)).mean()
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    # log q(z_i | x_j) as an (n, n) matrix, built 256 rows at a time
-    log_q = torch.cat([log_normal(z[i:i + 256, None, :], mu[None], logvar[None]) for i in range(0, n, 256)])
+    eps = torch.randn((n_draws, n, k), generator=generator, device=mu.device, dtype=mu.dtype)
+    z = (mu + torch.exp(0.5 * logvar) * eps).flatten(0, 1)  # (n_draws * n, k)
+    # log q(z_i | x_j) for every draw i and datapoint j, 256 draws at a time: (n_draws * n, n)
+    log_q = torch.cat([log_normal(z[i:i + 256, None, :], mu[None], logvar[None]) for i in range(0, len(z), 256)])
     log_qz = torch.logsumexp(log_q, dim=1) - math.log(n)
     return float(neg_entropy - log_qz.mean())
 
