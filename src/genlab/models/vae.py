@@ -209,7 +209,7 @@ class VAEModule(GenerativeModule):
             encoder_opt.zero_grad(set_to_none=True)
             loss.backward()
             encoder_opt.step()
-            current += float(loss)
+            current += float(loss.detach())
             if i % window == 0:
                 if current > previous:
                     break
