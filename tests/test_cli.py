@@ -171,3 +171,25 @@ def test_console_script_and_module_entry_points(tmp_path):
     done = subprocess.run([str(script), "train", "ae", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "x.npy" in done.stderr
+
+
+@pytest.mark.parametrize("family, extra", [("ae", []), ("vae", ["--latent-dim", "2"]), ("vae", ["--conditional"])])
+def test_every_family_trains_reloads_and_samples(family, extra, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", family, "--data", "digits", *extra, *QUICK, "--out", out)
+    assert code == 0, err
+    model = genlab.load(out)
+    assert type(model) is FAMILIES[family]
+    assert {"reconstructions.png", "samples.png", "training_curves.png"} <= {p.name for p in out.iterdir()}
+    label = ["--label", "3"] if "--conditional" in extra else []
+    assert run(capsys, "sample", out, "-n", "4", "--seed", "0", *label, "--out", tmp_path / "s.npy")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), model.sample(4, random_state=0, **({"y": 3} if label else {})))
+    assert run(capsys, "encode", out, "--data", "digits", "--out", tmp_path / "z.npy")[0] == 0
+
+
+def test_conditional_model_needs_labels(tmp_path, capsys):
+    X, _ = genlab.datasets.load("digits")
+    np.save(tmp_path / "unlabelled.npy", X[:200])
+    code, _, err = run(capsys, "train", "vae", "--data", tmp_path / "unlabelled.npy", "--conditional", *QUICK, "--out", tmp_path / "r")
+    assert_user_error(code, err, "labels")
+    assert not (tmp_path / "r").exists()

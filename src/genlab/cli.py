@@ -13,7 +13,7 @@ import textwrap
 from . import __version__, datasets
 from ._params import Param
 from .errors import InvalidInputError
-from .runs import FAMILIES, read_config, resume_run, split_settings, train_run, write_array
+from .runs import FAMILIES, label_kwargs, read_config, resume_run, split_settings, train_run, write_array
 from .training import NonFiniteLossError
 
 USER_ERRORS = (InvalidInputError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, metavar="FILE", help=".npy, .npz or .csv")
     p.add_argument("--png", metavar="FILE.png")
+    p.add_argument("--label", type=int, default=None, help="conditional models: generate this class (default: cycle classes)")
     p.add_argument("--overwrite", action="store_true")
 
     sub.add_parser("datasets", parents=[common], help="list the built-in data sources and file formats",
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                    epilog="example:\n  genlab datasets")
 
     p = sub.add_parser("demo", parents=[common], formatter_class=_formatter, help="train the demo models on digits",
-                       description="Train a conv autoencoder and the linear (PCA) autoencoder on the built-in digits.",
+                       description="Train the demo models on the built-in digits: a conv autoencoder, the linear (PCA) "
+                                   "autoencoder, a VAE with a 2-D latent and a conditional VAE.",
                        epilog="example:\n  genlab demo --out runs/demo")
     p.add_argument("--out", default="runs/demo", metavar="DIR")
     p.add_argument("--overwrite", action="store_true")
@@ -160,11 +162,12 @@ def _cmd_apply(args) -> int:
     from .runs import open_run
 
     est = open_run(args.run)
-    X, _ = datasets.load(args.data, label_column=args.label_column)
+    X, y = datasets.load(args.data, label_column=args.label_column)
+    labels = label_kwargs(est, y)
     if args.command == "encode":
-        out = est.transform(X)
+        out = est.transform(X, **labels)
     else:
-        out = est.reconstruct(X)
+        out = est.reconstruct(X, **labels)
         if args.png:
             from . import plots
 
@@ -180,7 +183,8 @@ def _cmd_sample(args) -> int:
     if args.n_samples < 1:
         raise InvalidInputError(f"-n must be a positive number of samples; got {args.n_samples}.")
     est = open_run(args.run)
-    out = est.sample(args.n_samples, random_state=args.seed)
+    labels = {} if args.label is None else label_kwargs(est, args.label)
+    out = est.sample(args.n_samples, random_state=args.seed, **labels)
     write_array(args.out, out, overwrite=args.overwrite)
     if args.png:
         from . import plots
@@ -209,12 +213,14 @@ def _cmd_demo(args) -> int:
 
     with run_directory(args.out, overwrite=args.overwrite) as root:
         runs = {
-            "ae-conv": {"arch": "conv", "latent_dim": 10, "epochs": args.epochs, "random_state": 0},
-            "ae-linear": {"arch": "linear", "latent_dim": 10, "random_state": 0},
+            "ae-conv": ("ae", {"arch": "conv", "latent_dim": 10, "epochs": args.epochs, "random_state": 0}),
+            "ae-linear": ("ae", {"arch": "linear", "latent_dim": 10, "random_state": 0}),
+            "vae-2d": ("vae", {"latent_dim": 2, "epochs": 2 * args.epochs, "random_state": 0}),
+            "cvae": ("vae", {"latent_dim": 8, "conditional": True, "epochs": 2 * args.epochs, "random_state": 0}),
         }
-        for name, params in runs.items():
+        for name, (family, params) in runs.items():
             print(f"demo: training {name} on digits")
-            est = train_run(RunSettings("ae", "digits", params), Path(root) / name, verbose=1)
+            est = train_run(RunSettings(family, "digits", params), Path(root) / name, verbose=1)
             last = est.history_[-1]
             print(f"demo: {name} validation loss {last.get('val_loss', last['loss']):.4f} -> {Path(args.out) / name}")
     print(f"demo: wrote {args.out} (open the PNGs in each run directory)")

@@ -195,13 +195,23 @@ def _header() -> str:
     return f"# genlab {__version__} run configuration; `genlab train --config` accepts this file.\n"
 
 
+def label_kwargs(est: GenerativeEstimator, y) -> dict:
+    """``{"y": y}`` for models that take labels (conditional ones), else ``{}``."""
+    if not getattr(est, "conditional", False):
+        return {}
+    if y is None:
+        raise InvalidInputError(f"this {type(est).__name__} is conditional: the data source must have labels "
+                                "(or give --label for sampling).")
+    return {"y": y}
+
+
 def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None, run_dir: Path) -> list[Path]:
     """Reconstructions, samples (one row per class for conditional models) and training curves as PNGs."""
     written = []
     name = type(est).__name__
     pick = np.linspace(0, len(X) - 1, min(32, len(X))).astype(int)  # spread out: files are often sorted by class
     show = X[pick]
-    labels = {"y": y[pick]} if getattr(est, "conditional", False) else {}
+    labels = label_kwargs(est, None if y is None else y[pick])
     to_model = est.scaling_.forward
     if hasattr(est, "reconstruct"):
         written.append(plots.save_reconstructions(run_dir / "reconstructions.png", to_model(show),
