@@ -114,3 +114,22 @@ def test_training_is_model_agnostic():
     x = torch.tensor([[1.0, 2.0, 3.0]]).repeat(64, 1) + 0.01 * torch.randn(64, 3)
     train(module, TensorData(x), None, TrainConfig(epochs=200, batch_size=64, lr=0.05), seed=0)
     np.testing.assert_allclose(module.mu.detach().numpy(), [1, 2, 3], atol=0.05)
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+
+    from genlab.training.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    progress = Progress(2, 100, verbose=1, stream=screen)
+    progress.step(100)
+    progress.end_epoch({"epoch": 1, "step": 4, "loss": 1.5, "kl_dim_0": 0.1, "val_loss": 1.7, "time": 0.1, "samples_per_s": 1000})
+    progress.close()
+    shown = screen.getvalue()
+    assert "epoch 1/2" in shown and "sample/s" in shown and "loss 1.5" in shown and "val_loss 1.7" in shown
+    assert "kl_dim_0" not in shown

@@ -143,8 +143,8 @@ def train(
         return Batch(x[idx], None if y is None else y[idx])
 
     monitor = "val_loss" if val is not None else "loss"
-    progress = Progress(config.epochs, len(bounds), verbose=config.verbose)
-    progress.start(state.global_step)
+    progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose)
+    progress.start(state.epoch)
     stopped_early = False
     if run_dir is not None:  # the metrics file always matches the state we continue from
         Path(run_dir).mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def train(
                     for name, value in terms.items():
                         sums[name] = sums.get(name, 0) + value * (stop - start)
                     step_losses.append(terms["loss"])
-                    progress.step()
+                    progress.step(stop - start)
                 n_seen = bounds[-1][1]
                 _check_finite(torch.stack(step_losses), sums, state.global_step, epoch + 1)
                 state.global_step += len(bounds)

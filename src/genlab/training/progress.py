@@ -8,33 +8,39 @@ import time
 from tqdm.auto import tqdm
 
 
-def format_terms(record: dict) -> str:
-    hidden = ("epoch", "step", "time", "samples_per_s")
-    return "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in hidden and not k.startswith("kl_dim_"))
+HIDDEN = ("epoch", "step", "time", "samples_per_s")
+
+
+def format_terms(record: dict, *, brief: bool = False) -> str:
+    """The record's loss terms as text; ``brief``: the first three training terms and the validation loss."""
+    terms = [k for k in record if k not in HIDDEN and not k.startswith("kl_dim_")]
+    if brief:
+        terms = [k for k in terms if not k.startswith("val_")][:3] + [k for k in terms if k == "val_loss"]
+    return "  ".join(f"{k} {record[k]:.4g}" for k in terms)
 
 
 class Progress:
     """Shows epoch, step, throughput and the last epoch's losses; reads no tensors itself."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, *, verbose: int, stream=None):
-        self.epochs, self.steps_per_epoch, self.verbose = epochs, steps_per_epoch, verbose
+    def __init__(self, epochs: int, samples_per_epoch: int, *, verbose: int, stream=None):
+        self.epochs, self.samples_per_epoch, self.verbose = epochs, samples_per_epoch, verbose
         self.stream = stream or sys.stderr
         self.bar = None
         if verbose and self.stream.isatty():
-            self.bar = tqdm(total=epochs * steps_per_epoch, file=self.stream, unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=epochs * samples_per_epoch, file=self.stream, unit="sample", unit_scale=True, dynamic_ncols=True)
 
-    def start(self, global_step: int) -> None:
+    def start(self, epochs_done: int) -> None:
         if self.bar is not None:
-            self.bar.update(global_step - self.bar.n)
+            self.bar.update(epochs_done * self.samples_per_epoch - self.bar.n)
 
-    def step(self) -> None:
+    def step(self, n_samples: int) -> None:
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(n_samples)
 
     def end_epoch(self, record: dict) -> None:
         if self.bar is not None:
             self.bar.set_description(f"epoch {record['epoch']}/{self.epochs}")
-            self.bar.set_postfix_str(format_terms(record), refresh=True)
+            self.bar.set_postfix_str(format_terms(record, brief=True), refresh=True)
         elif self.verbose:
             print(
                 f"epoch {record['epoch']}/{self.epochs}  step {record['step']}  "
