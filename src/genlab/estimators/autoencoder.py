@@ -14,7 +14,7 @@ from .._validation import check_array, resolve_seed
 from ..errors import InvalidInputError
 from ..models import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from ..models.losses import RECONSTRUCTION_LOSSES
-from ..training import resolve_device
+from ..training import resolve_device, write_metrics
 from .base import GenerativeEstimator, _as_tensor
 
 AE_PARAMS: dict[str, Param] = {
@@ -137,6 +137,9 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         record = {"epoch": 0, "step": 0, "loss": self._mean_loss(train_data.x, module)}
         if val_data is not None:
             record["val_loss"] = self._mean_loss(val_data.x, module)
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_metrics(run_dir, [record])
         return [record]
 
     def _mean_loss(self, x: torch.Tensor, module=None) -> float:

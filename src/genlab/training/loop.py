@@ -148,7 +148,7 @@ def train(
     stopped_early = False
     if run_dir is not None:  # the metrics file always matches the state we continue from
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        _write_metrics(Path(run_dir), state.history)
+        write_metrics(Path(run_dir), state.history)
     try:
         with flush_denormals():
             for epoch in range(state.epoch, config.epochs):
@@ -221,7 +221,8 @@ def _check_weights_finite(module: torch.nn.Module, epoch: int) -> None:
             raise NonFiniteLossError(f"weight {name} became non-finite by epoch {epoch}; no checkpoint was written.")
 
 
-def _write_metrics(run_dir: Path, history: list[dict]) -> None:
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    """(Re)write ``run_dir/metrics.jsonl`` atomically: one JSON object per record."""
     atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
