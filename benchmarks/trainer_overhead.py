@@ -347,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         f"`AutoencoderModule` (optimiser construction included); `hand` = minimal PyTorch loop on a plain `nn.Sequential` "
         f"holding copies of the same layers; `fit` = `genlab.Autoencoder(...).fit(X)` (adds input checks, scaling, "
         f"module construction and the Gaussian mixture on the codes). 1-epoch warm-up of each, then repeats interleaved "
-        f"train, hand, fit / fit, hand, train; a repeat in which other processes used ≥ {args.max_foreign:.0%} of the "
-        f"CPUs is shown but not counted."),
+        f"train, hand, fit / fit, hand, train, with 0.2 s of untimed sleep after each run. A repeat is shown but "
+        f"not counted if other processes used ≥ {args.max_foreign:.0%} of the CPUs during it, or if the machine's speed "
+        f"changed during it (a fixed probe, 8 forward+backward passes of the same network, run before, between and after "
+        f"its three runs varied by more than {args.probe_tolerance:.0%}); see the script's docstring."),
         "",
         "| repeat | train (s) | hand (s) | fit (s) | train / hand | fit / hand | others' CPU | probe spread | counted |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",

@@ -137,6 +137,7 @@ def train(
     x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
     val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
     bounds = _batches(len(x), config.batch_size)
+    batch_sizes = torch.tensor([stop - start for start, stop in bounds], dtype=torch.float32, device=device)
 
     def stream() -> Batch:  # random extra batches for families with an inner loop (aggressive VAE)
         idx = torch.randint(len(x), (min(config.batch_size, len(x)),), generator=rngs["data"]).to(device)
@@ -155,17 +156,15 @@ def train(
                 timer = Timer()
                 module.train()
                 order = torch.randperm(len(x), generator=rngs["data"]).to(device)
-                sums: dict[str, torch.Tensor] = {}
-                step_losses = []
+                steps = []  # each step's terms stay on the device; reduced once per epoch
                 for start, stop in bounds:
                     idx = order[start:stop]
-                    terms = module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream)
-                    for name, value in terms.items():
-                        sums[name] = sums.get(name, 0) + value * (stop - start)
-                    step_losses.append(terms["loss"])
+                    steps.append(module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream))
                     progress.step(stop - start)
                 n_seen = bounds[-1][1]
-                _check_finite(torch.stack(step_losses), sums, state.global_step, epoch + 1)
+                per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_steps,)
+                sums = {name: (values * batch_sizes).sum() for name, values in per_step.items()}
+                _check_finite(per_step["loss"], sums, state.global_step, epoch + 1)
                 state.global_step += len(bounds)
                 state.epoch = epoch + 1
                 record = {"epoch": state.epoch, "step": state.global_step}
