@@ -111,11 +111,6 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         return (0.0, 1.0) if self.loss == "bce" else None
 
     def _make_module(self, input_shape, n_classes):
-        if self.arch == "conv" and len(input_shape) != 3:
-            raise InvalidInputError(
-                f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
-                "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'."
-            )
         hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
         return AutoencoderModule(AutoencoderConfig(
             input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden,

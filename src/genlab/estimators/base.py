@@ -40,6 +40,14 @@ class GenerativeEstimator(BaseEstimator):
     def _make_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
         raise NotImplementedError
 
+    def _check_arch_fits(self, input_shape: tuple[int, ...]) -> None:
+        """Convolutional networks need image-shaped samples (c, h, w)."""
+        if getattr(self, "arch", None) == "conv" and len(input_shape) != 3:
+            raise InvalidInputError(
+                f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
+                "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'."
+            )
+
     def _output_range(self) -> tuple[float, float] | None:
         """Range the model's outputs can take (None: unbounded); data is scaled into it."""
         return None
@@ -71,6 +79,7 @@ class GenerativeEstimator(BaseEstimator):
 
     def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
         # weights are initialised from the seed without touching the caller's global RNG
+        self._check_arch_fits(tuple(input_shape))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
             return self._make_module(tuple(input_shape), n_classes)

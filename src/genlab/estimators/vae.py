@@ -129,9 +129,6 @@ class VAE(TransformerMixin, GenerativeEstimator):
         return super().fit(X, y if self.conditional else None, run_dir=run_dir, resume=resume)
 
     def _make_module(self, input_shape, n_classes):
-        if self.arch == "conv" and len(input_shape) != 3:
-            raise InvalidInputError(f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
-                                    "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'.")
         hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
         return VAEModule(VAEConfig(
             input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden, channels=tuple(self.channels),
