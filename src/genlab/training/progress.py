@@ -7,7 +7,6 @@ import time
 
 from tqdm.auto import tqdm
 
-
 HIDDEN = ("epoch", "step", "time", "samples_per_s")
 
 
