@@ -183,3 +183,12 @@ def test_save_load_round_trip(fitted, tmp_path):
     np.testing.assert_array_equal(same.transform(X), vae.transform(X))
     np.testing.assert_array_equal(same.sample(5, random_state=2), vae.sample(5, random_state=2))
     np.testing.assert_array_equal(same.score_samples(X[:10], n_importance=10), vae.score_samples(X[:10], n_importance=10))
+
+
+def test_pairwise_log_normal_matches_broadcasting():
+    from genlab.models.losses import log_normal_pairwise
+
+    g = torch.Generator().manual_seed(0)
+    z, mu, logvar = torch.randn(7, 3, generator=g), torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    torch.testing.assert_close(log_normal_pairwise(z, mu, logvar), log_normal(z[:, None, :], mu[None], logvar[None]),
+                               rtol=1e-5, atol=1e-4)

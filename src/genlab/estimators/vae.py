@@ -12,7 +12,7 @@ from sklearn.base import TransformerMixin
 from .._params import TRAINING_PARAMS, Param
 from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
-from ..models import VAEConfig, VAEModule, collapse_diagnostics, importance_weighted_log_likelihood, posterior_moments
+from ..models import VAEConfig, VAEModule, importance_weighted_log_likelihood, mutual_information, posterior_moments
 from ..models.losses import gaussian_kl
 from .base import GenerativeEstimator, _as_tensor
 
@@ -240,6 +240,5 @@ class VAE(TransformerMixin, GenerativeEstimator):
     def mutual_information(self, X, y=None, *, random_state=None) -> float:
         """Estimate of I(x; z) under q, in nats (He et al. 2019); costs O(n²) in len(X)."""
         x, labels = self._tensors(X, y)
-        stats = collapse_diagnostics(self.module_.eval(), x, labels if self.encoder_sees_label else None,
-                                     self._generator(random_state))
-        return stats["mutual_information"]
+        post = posterior_moments(self.module_.eval(), x, labels if self.encoder_sees_label else None)
+        return mutual_information(post, self._generator(random_state))

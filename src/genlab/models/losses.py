@@ -49,3 +49,13 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last dimension."""
     return -0.5 * (LOG_2PI + z.pow(2)).sum(dim=-1)
+
+
+def log_normal_pairwise(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(zᵢ; μⱼ, diag exp(logvarⱼ)) for every pair: z (m, k), mu/logvar (n, k) -> (m, n).
+
+    The quadratic form is expanded into matrix products, so the cost is two (m×k)·(k×n) GEMMs
+    rather than an (m, n, k) tensor."""
+    inv_var = torch.exp(-logvar)  # (n, k)
+    quad = (z * z) @ inv_var.T - 2.0 * z @ (mu * inv_var).T + (mu * mu * inv_var).sum(dim=1)
+    return -0.5 * (z.shape[1] * LOG_2PI + logvar.sum(dim=1) + quad)

@@ -20,10 +20,18 @@ from torch import nn
 
 from ..nets import MLP, ConvDecoder, ConvEncoder
 from .base import Batch, GenerativeModule
-from .losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal, log_standard_normal, multinomial_nll
+from .losses import (
+    bernoulli_nll,
+    gaussian_kl,
+    gaussian_nll,
+    log_normal,
+    log_normal_pairwise,
+    log_standard_normal,
+    multinomial_nll,
+)
 
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) and its inverse finite in float32
-MI_MAX_SAMPLES = 1000
+DIAGNOSTIC_SAMPLES = 1000  # per-epoch collapse diagnostics use a fixed random subset of this size
 
 
 @dataclass(frozen=True)
@@ -244,27 +252,31 @@ def posterior_moments(module: VAEModule, x: torch.Tensor, y: torch.Tensor | None
 def mutual_information(post: Posterior, generator: torch.Generator | None = None, n_draws: int = 5) -> float:
     """I(x; z) under q(x, z) = p_data(x) q(z|x), estimated as E[log q(z|x)] − E[log q(z)] with the
     aggregate posterior q(z) ≈ (1/N) Σⱼ q(z|xⱼ) (He et al. 2019, calc_mi), averaged over
-    ``n_draws`` samples of z per x to tame the single-draw noise."""
-    mu, logvar = post
+    ``n_draws`` samples of z per x to tame the single-draw noise. Cost O(n_draws · n² · k)."""
+    mu, logvar = post.mu.double(), post.logvar.double()
     n, k = mu.shape
     neg_entropy = (-0.5 * k * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(dim=1)).mean()
-    eps = torch.randn((n_draws, n, k), generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = torch.randn((n_draws, n, k), generator=generator, device=mu.device, dtype=post.mu.dtype).double()
     z = (mu + torch.exp(0.5 * logvar) * eps).flatten(0, 1)  # (n_draws * n, k)
-    # log q(z_i | x_j) for every draw i and datapoint j, 256 draws at a time: (n_draws * n, n)
-    log_q = torch.cat([log_normal(z[i:i + 256, None, :], mu[None], logvar[None]) for i in range(0, len(z), 256)])
-    log_qz = torch.logsumexp(log_q, dim=1) - math.log(n)
+    # log q(z_i) = logsumexp_j log q(z_i|x_j) − log n, 4096 draws at a time to bound memory
+    log_qz = torch.cat([torch.logsumexp(log_normal_pairwise(z[i:i + 4096], mu, logvar), dim=1)
+                        for i in range(0, len(z), 4096)]) - math.log(n)
     return float(neg_entropy - log_qz.mean())
 
 
 def collapse_diagnostics(module: VAEModule, x: torch.Tensor, y: torch.Tensor | None,
-                         generator: torch.Generator | None = None, threshold: float = 0.01) -> dict[str, float]:
+                         generator: torch.Generator | None = None, threshold: float = 0.01,
+                         max_samples: int | None = DIAGNOSTIC_SAMPLES, n_draws: int = 1) -> dict[str, float]:
     """KL per latent dimension (mean over x), active units (Cov_x E_q[z_j] > threshold, Burda et al.
-    2016) and the mutual-information estimate."""
+    2016) and the mutual-information estimate, on at most ``max_samples`` rows of x drawn at random."""
+    if max_samples is not None and len(x) > max_samples:
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:max_samples].to(x.device)
+        x, y = x[keep], None if y is None else y[keep]
     post = posterior_moments(module, x, y)
     kl_dims = gaussian_kl(post.mu, post.logvar).mean(dim=0)
-    variance = post.mu.var(dim=0, unbiased=len(x) > 1) if len(x) > 1 else torch.zeros_like(kl_dims)
-    first = Posterior(post.mu[:MI_MAX_SAMPLES], post.logvar[:MI_MAX_SAMPLES])  # the estimate costs O(n²)
-    stats = {"active_units": float((variance > threshold).sum()), "mutual_information": mutual_information(first, generator)}
+    variance = post.mu.var(dim=0) if len(x) > 1 else torch.zeros_like(kl_dims)
+    stats = {"active_units": float((variance > threshold).sum()),
+             "mutual_information": mutual_information(post, generator, n_draws=n_draws)}
     stats.update({f"kl_dim_{j}": float(v) for j, v in enumerate(kl_dims)})
     return stats
 
