@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .errors import InvalidInputError
 
-Kind = Literal["int", "float", "str", "bool", "ints", "seed"]
+Kind = Literal["int", "float", "str", "bool", "ints", "floats", "seed"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Param:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-                "ints": "a list of positive integers", "seed": "a non-negative integer"}[self.kind]
+                "ints": "a list of positive integers", "floats": "a list of numbers", "seed": "a non-negative integer"}[self.kind]
         if self.low is not None:
             what += f" >= {self.low:g}"
         if self.high is not None:
@@ -62,6 +62,16 @@ class Param:
             if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value):
                 raise bad
             return tuple(int(v) for v in value)
+        elif self.kind == "floats":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise bad
+            value = tuple(value)
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v for v in value):
+                raise bad
+            value = tuple(float(v) for v in value)
+            if any((self.low is not None and v < self.low) or (self.high is not None and v >= self.high) for v in value):
+                raise bad
+            return value
         low = 0 if self.kind == "seed" else self.low
         if (low is not None and value < low) or (self.high is not None and value >= self.high):
             raise bad

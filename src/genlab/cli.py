@@ -35,6 +35,13 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 256,128; got {text!r}") from None
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,0.999; got {text!r}") from None
+
+
 def _add_param(parser: argparse.ArgumentParser, name: str, p: Param) -> None:
     flag = "--" + name.replace("_", "-")
     kw = {"default": argparse.SUPPRESS, "dest": name}
@@ -44,6 +51,8 @@ def _add_param(parser: argparse.ArgumentParser, name: str, p: Param) -> None:
         parser.add_argument("--seed", type=int, metavar="N", help=p.help, **kw)
     elif p.kind == "ints":
         parser.add_argument(flag, type=_ints, metavar="N,N", help=p.help, **kw)
+    elif p.kind == "floats":
+        parser.add_argument(flag, type=_floats, metavar="X,X", help=p.help, **kw)
     elif p.choices:
         choices = list(p.choices) + (["none"] if p.none_ok else [])
         parser.add_argument(flag, choices=choices, help=p.help, **kw)

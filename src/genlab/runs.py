@@ -28,10 +28,10 @@ import torch
 from . import __version__, datasets, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
 from .errors import InvalidInputError
-from .estimators import VAE, Autoencoder, GenerativeEstimator
+from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
 
-FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder, "vae": VAE}
+FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder, "vae": VAE, "gan": GAN}
 RUN_KEYS = ("model", "data", "out", "label_column")  # settings that are not estimator parameters
 INFO_TABLES = ("versions", "data_info")  # written for people, ignored when read back
 

@@ -25,8 +25,9 @@ class Scaling:
         """Choose the map for ``X``.
 
         ``target`` is the range the model's output can take (None: unbounded). In ``"auto"`` mode
-        uint8 data is pixel data in [0, 255]; other data is mapped by its global min/max only when
-        it lies outside a bounded ``target``. ``"minmax"`` always maps min/max, ``"none"`` never maps.
+        uint8 data is pixel data in [0, 255] and data within [0, 1] is taken as [0, 1]; either is
+        mapped onto a bounded ``target``. Other data is mapped by its global min/max only when it lies
+        outside a bounded ``target``. ``"minmax"`` always maps min/max, ``"none"`` never maps.
         """
         if mode not in ("auto", "minmax", "none"):
             raise InvalidInputError(f"scaling must be 'auto', 'minmax' or 'none', got {mode!r}.")
@@ -36,8 +37,13 @@ class Scaling:
         if X.dtype == np.uint8 and mode == "auto":
             return cls(0.0, 255.0, tgt)
         lo, hi = float(X.min()), float(X.max())
-        if mode == "auto" and (target is None or (lo >= tgt[0] and hi <= tgt[1])):
-            return cls(tgt[0], tgt[1], tgt)
+        if mode == "auto":
+            if target is None:
+                return cls(tgt[0], tgt[1], tgt)
+            if lo >= 0.0 and hi <= 1.0:  # [0, 1] data (pixels) fills the model's range, e.g. [−1, 1] for tanh
+                return cls(0.0, 1.0, tgt)
+            if lo >= tgt[0] and hi <= tgt[1]:
+                return cls(tgt[0], tgt[1], tgt)
         if hi <= lo:  # constant data: any width works, keep values finite
             hi = lo + 1.0
         return cls(lo, hi, tgt)

@@ -60,6 +60,11 @@ class GenerativeEstimator(BaseEstimator):
         self.stopped_early_ = result.stopped_early
         return result.history
 
+    def _fit_labels(self, y, n_samples: int) -> tuple[np.ndarray, int]:
+        """Validated training labels and the number of classes C (labels are 0..C-1)."""
+        y = check_labels(y, n_samples)
+        return y, int(y.max()) + 1
+
     def _preprocess(self, x: np.ndarray) -> np.ndarray:
         """Model-specific input preparation after scaling (e.g. fixed binarisation). Default: none."""
         return x
@@ -93,11 +98,11 @@ class GenerativeEstimator(BaseEstimator):
         """
         params = self._validated_params()
         X = check_array(X)
-        y = None if y is None else check_labels(y, len(X))
+        y, n_classes = (None, None) if y is None else self._fit_labels(y, len(X))
         self.seed_ = resolve_seed(params["random_state"])
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = math.prod(self.input_shape_)
-        self.n_classes_ = None if y is None else int(y.max()) + 1
+        self.n_classes_ = n_classes
         self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
         x = _as_tensor(self._preprocess(self.scaling_.forward(X)))
         yt = None if y is None else torch.from_numpy(y)

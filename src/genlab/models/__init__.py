@@ -2,6 +2,7 @@
 
 from .autoencoder import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from .base import Batch, GenerativeModule
+from .gan import GANConfig, GANModule
 from .vae import (
     Posterior,
     VAEConfig,
@@ -13,7 +14,7 @@ from .vae import (
 )
 
 __all__ = [
-    "AutoencoderConfig", "AutoencoderModule", "Batch", "GenerativeModule", "Posterior", "VAEConfig", "VAEModule",
+    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "Posterior", "VAEConfig", "VAEModule",
     "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
     "posterior_moments", "set_linear_autoencoder",
 ]

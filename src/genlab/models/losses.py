@@ -59,3 +59,58 @@ def log_normal_pairwise(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor)
     inv_var = torch.exp(-logvar)  # (n, k)
     quad = (z * z) @ inv_var.T - 2.0 * z @ (mu * inv_var).T + (mu * mu * inv_var).sum(dim=1)
     return -0.5 * (z.shape[1] * LOG_2PI + logvar.sum(dim=1) + quad)
+
+
+# -- GAN objectives, all from logits (spec §5). d_real/d_fake: discriminator logits or critic values (n,) ---------
+def _real_term(d_real: torch.Tensor, real_target: float) -> torch.Tensor:
+    """−[t·log D(x) + (1−t)·log(1−D(x))] with D = σ(d): t = 1 is the plain term, t = 0.9 one-sided smoothing."""
+    return real_target * F.softplus(-d_real) + (1.0 - real_target) * F.softplus(d_real)
+
+
+def minimax_d(d_real, d_fake, real_target=1.0):
+    """D maximises E log D(x) + E log(1 − D(G(z))): minimise its negative."""
+    return _real_term(d_real, real_target).mean() + F.softplus(d_fake).mean()
+
+
+def minimax_g(d_fake):
+    """G minimises E log(1 − D(G(z))) = −E softplus(d) (saturates when D rejects fakes confidently)."""
+    return -F.softplus(d_fake).mean()
+
+
+def nonsaturating_g(d_fake):
+    """G maximises E log D(G(z)): minimise E softplus(−d)."""
+    return F.softplus(-d_fake).mean()
+
+
+def wasserstein_d(d_real, d_fake, real_target=1.0):
+    """The critic maximises E D(x) − E D(G(z)) (Lipschitz constraint applied separately)."""
+    return d_fake.mean() - d_real.mean()
+
+
+def critic_g(d_fake):
+    """G minimises −E D(G(z)) (Wasserstein and hinge)."""
+    return -d_fake.mean()
+
+
+def hinge_d(d_real, d_fake, real_target=1.0):
+    """E max(0, 1 − D(x)) + E max(0, 1 + D(G(z)))."""
+    return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+
+
+GAN_LOSSES = {  # name -> (discriminator loss, generator loss)
+    "minimax": (minimax_d, minimax_g),
+    "nonsaturating": (minimax_d, nonsaturating_g),
+    "wasserstein": (wasserstein_d, critic_g),
+    "hinge": (hinge_d, critic_g),
+}
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None,
+                     weight: float = 10.0) -> torch.Tensor:
+    """λ·E(‖∇D(x̂)‖₂ − 1)² on random interpolates x̂ = εx + (1−ε)x̃ (Gulrajani et al. 2017). ``critic``
+    maps a batch to (n,) values; extra inputs (labels) belong in the closure."""
+    shape = (len(real),) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()

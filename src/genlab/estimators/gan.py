@@ -1,0 +1,252 @@
+"""``GAN``: the sklearn front door of :mod:`genlab.models.gan` (spec §5). DCGAN, WGAN-GP, the
+conditional GAN and the semi-supervised C+1 discriminator are parameters of this one class."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.metaestimators import available_if
+
+from .._params import TRAINING_PARAMS, Param
+from .._validation import check_labels, resolve_seed
+from ..errors import InvalidInputError
+from ..models import GANConfig, GANModule
+from .base import GenerativeEstimator, _as_tensor
+
+GAN_PARAMS: dict[str, Param] = {
+    "latent_dim": Param("int", "size of z", low=1),
+    "arch": Param("str", "mlp, or conv (DCGAN: strided convs, batch-norm, no pooling)", choices=("mlp", "conv")),
+    "hidden": Param("ints", "hidden widths of the MLP generator and discriminator", none_ok=True),
+    "channels": Param("ints", "DCGAN discriminator channels (the generator mirrors them)"),
+    "loss": Param("str", "minimax, nonsaturating, wasserstein or hinge", choices=("minimax", "nonsaturating", "wasserstein", "hinge")),
+    "penalty": Param("str", "Wasserstein critic's Lipschitz constraint: gradient penalty or weight clipping", choices=("gp", "clip")),
+    "gp_weight": Param("float", "gradient-penalty weight λ", low=0),
+    "clip_value": Param("float", "weight-clipping bound", low=0),
+    "prior": Param("str", "distribution of z", choices=("normal", "uniform")),
+    "d_steps": Param("int", "discriminator updates per step (k_d)", low=1),
+    "g_steps": Param("int", "generator updates per step (k_g; 0 trains only D)", low=0),
+    "label_smoothing": Param("float", "target for real samples (1 none, 0.9 one-sided smoothing)", low=0.5, high=1.0000001),
+    "instance_noise": Param("float", "std of Gaussian noise added to D's inputs, annealed to 0", low=0),
+    "noise_anneal_steps": Param("int", "steps over which instance noise decays to 0", low=1),
+    "spectral_norm": Param("bool", "spectral normalisation in the discriminator"),
+    "lr_g": Param("float", "generator learning rate (None: lr)", low=0, none_ok=True),
+    "lr_d": Param("float", "discriminator learning rate (None: lr)", low=0, none_ok=True),
+    "betas": Param("floats", "Adam betas for both players", low=0, high=1),
+    "output": Param("str", "generator output: auto (tanh for images scaled to [-1,1], linear for vectors), tanh, sigmoid, linear",
+                    choices=("auto", "tanh", "sigmoid", "linear")),
+    "conditional": Param("bool", "condition G and D on class labels (fit(X, y); sample(n, y=c))"),
+    "semi_supervised": Param("bool", "C+1-class discriminator; fit(X, y) with unlabelled rows marked -1; predict()"),
+    **TRAINING_PARAMS,
+}
+
+
+class GAN(GenerativeEstimator):
+    """Generative adversarial network (spec §5).
+
+    Parameters
+    ----------
+    latent_dim, arch, hidden, channels
+        ``arch="conv"`` is DCGAN (needs images); ``hidden=None`` means (256, 256).
+    loss : {"minimax", "nonsaturating", "wasserstein", "hinge"}
+        All computed from logits. ``"wasserstein"`` uses ``penalty="gp"`` (λ = ``gp_weight``) or
+        ``"clip"`` (± ``clip_value``).
+    d_steps, g_steps : int
+        k_d discriminator updates (each on a fresh batch) then k_g generator updates per step.
+    label_smoothing, instance_noise, spectral_norm, lr_g, lr_d, betas
+        Stabilisers; Adam with β₁ = 0.5 by default.
+    output : {"auto", "tanh", "sigmoid", "linear"}
+        ``auto``: tanh for images (data scaled to [−1, 1] and back), linear for vectors.
+    conditional : bool
+        One-hot labels into G and D; ``sample(n, y=c)``.
+    semi_supervised : bool
+        D has C+1 outputs (C classes + fake); ``fit(X, y)`` with −1 for unlabelled rows, then
+        ``predict``/``predict_proba`` classify real data.
+
+    Attributes
+    ----------
+    module_, history_ (per epoch: d_loss, g_loss, d_real, d_fake, js_estimate for logit losses,
+    gradient_penalty, supervised, gradient norms), scaling_, input_shape_, n_classes_, seed_
+    """
+
+    _params = GAN_PARAMS
+
+    def __init__(self, latent_dim=16, *, arch="mlp", hidden=None, channels=(64, 128), loss="nonsaturating", penalty="gp",
+                 gp_weight=10.0, clip_value=0.01, prior="normal", d_steps=1, g_steps=1, label_smoothing=1.0, instance_noise=0.0,
+                 noise_anneal_steps=1000, spectral_norm=False, lr_g=None, lr_d=None, betas=(0.5, 0.999), output="auto",
+                 conditional=False, semi_supervised=False, epochs=50, batch_size=64, lr=2e-4, weight_decay=0.0,
+                 validation_fraction=0.0, early_stopping=False, patience=10, scaling="auto", device="auto", verbose=0,
+                 random_state=None):
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = hidden
+        self.channels = channels
+        self.loss = loss
+        self.penalty = penalty
+        self.gp_weight = gp_weight
+        self.clip_value = clip_value
+        self.prior = prior
+        self.d_steps = d_steps
+        self.g_steps = g_steps
+        self.label_smoothing = label_smoothing
+        self.instance_noise = instance_noise
+        self.noise_anneal_steps = noise_anneal_steps
+        self.spectral_norm = spectral_norm
+        self.lr_g = lr_g
+        self.lr_d = lr_d
+        self.betas = betas
+        self.output = output
+        self.conditional = conditional
+        self.semi_supervised = semi_supervised
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.scaling = scaling
+        self.device = device
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _validated_params(self) -> dict[str, Any]:
+        params = super()._validated_params()
+        if len(params["betas"]) != 2:
+            raise InvalidInputError(f"betas must be two numbers (beta1, beta2); got {params['betas']!r}.")
+        if params["conditional"] and params["semi_supervised"]:
+            raise InvalidInputError("conditional and semi_supervised cannot be combined; choose one.")
+        return params
+
+    def _output_kind(self, input_shape=None) -> str:
+        if self.output != "auto":
+            return self.output
+        shape = input_shape if input_shape is not None else getattr(self, "input_shape_", ())
+        return "tanh" if len(shape) == 3 else "linear"
+
+    def _output_range(self):
+        # called after input_shape_ is set (fit) — images go to [−1, 1] for tanh, [0, 1] for sigmoid
+        return {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": None}[self._output_kind()]
+
+    def fit(self, X, y=None, *, run_dir=None, resume=False):
+        """Fit to ``X``; ``y`` is needed when conditional, and for semi-supervised training (−1 = unlabelled)."""
+        self._validated_params()
+        if (self.conditional or self.semi_supervised) and y is None:
+            raise InvalidInputError(f"{'conditional' if self.conditional else 'semi_supervised'}=True needs labels: fit(X, y).")
+        if self.semi_supervised:
+            y = np.asarray(y)
+            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < -1:
+                raise InvalidInputError("semi-supervised labels must be integers 0..C-1, with -1 for unlabelled rows.")
+            if not (y >= 0).any():
+                raise InvalidInputError("semi-supervised training needs at least one labelled row (y >= 0).")
+        return super().fit(X, y if (self.conditional or self.semi_supervised) else None, run_dir=run_dir, resume=resume)
+
+    def _fit_labels(self, y, n_samples: int) -> tuple[np.ndarray, int]:
+        """Semi-supervised labels keep −1 for unlabelled rows; C counts the real classes."""
+        if not self.semi_supervised:
+            return super()._fit_labels(y, n_samples)
+        raw = np.asarray(y)
+        check_labels(np.where(raw < 0, 0, raw) if np.issubdtype(raw.dtype, np.number) else raw, n_samples)
+        y = raw.astype(np.int64)
+        return y, int(y.max()) + 1
+
+    def _make_module(self, input_shape, n_classes):
+        hidden = (256, 256) if self.hidden is None else tuple(self.hidden)
+        return GANModule(GANConfig(
+            input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden, channels=tuple(self.channels),
+            loss=self.loss, penalty=self.penalty, gp_weight=float(self.gp_weight), clip_value=float(self.clip_value),
+            prior=self.prior, d_steps=self.d_steps, g_steps=self.g_steps, label_smoothing=float(self.label_smoothing),
+            instance_noise=float(self.instance_noise), noise_anneal_steps=self.noise_anneal_steps, spectral_norm=self.spectral_norm,
+            lr_g=float(self.lr if self.lr_g is None else self.lr_g), lr_d=float(self.lr if self.lr_d is None else self.lr_d),
+            betas=tuple(float(b) for b in self.betas), output=self._output_kind(input_shape), n_classes=n_classes or 0,
+            conditional=self.conditional, semi_supervised=self.semi_supervised,
+        ))
+
+    def _after_fit(self, x_train, y_train):
+        # divergence check (spec §5 / issue 4): D wins outright while G's loss keeps climbing
+        hist = [r for r in self.history_ if "d_loss" in r]
+        if len(hist) >= 4 and self.loss in ("minimax", "nonsaturating"):
+            last = hist[-3:]
+            if all(r["d_loss"] < 0.05 for r in last) and last[-1]["g_loss"] > last[0]["g_loss"]:
+                warnings.warn("GAN training diverged: the discriminator's loss is ~0 while the generator's keeps rising. "
+                              "Try label_smoothing=0.9, instance_noise=0.1, spectral_norm=True or a lower lr_d.",
+                              RuntimeWarning, stacklevel=3)
+
+    # -- generation ------------------------------------------------------------------------------
+    def _class_labels(self, y, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            if y is not None:
+                raise InvalidInputError("y is only used by conditional GANs (conditional=True).")
+            return None
+        if y is None:
+            y = np.arange(n) % self.n_classes_
+        elif np.isscalar(y):
+            y = np.full(n, y)
+        y = check_labels(y, n)
+        if y.max() >= self.n_classes_:
+            raise InvalidInputError(f"label {y.max()} is out of range: this GAN was fitted on classes 0..{self.n_classes_ - 1}.")
+        return torch.from_numpy(y).to(self._device())
+
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
+        """G(z) for z from the prior: (n, *input_shape) in the user's units. Conditional GANs generate
+        class ``y`` (an int or n labels); without ``y`` they cycle through the classes."""
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        labels = self._class_labels(y, n_samples)
+        gen = torch.Generator(device=self._device()).manual_seed(resolve_seed(random_state))
+        self.module_.eval()
+        with torch.no_grad():
+            z = self.module_.sample_prior(n_samples, gen)
+            out = torch.cat([self.module_.generate(z[s:s + 1024], None if labels is None else labels[s:s + 1024])
+                             for s in range(0, n_samples, 1024)])
+        return self.scaling_.inverse(out.cpu().numpy())
+
+    def _d_logit(self, X, y=None) -> np.ndarray:
+        x = self._check_X(X)
+        labels = self._class_labels(y, len(x)) if self.conditional else None
+        if self.conditional and y is None:
+            raise InvalidInputError("a conditional discriminator needs the labels of X: pass y.")
+        if labels is None:
+            return self._apply(self.module_.real_fake_logit, x).astype(np.float64)
+        self.module_.eval()
+        with torch.no_grad():
+            out = [self.module_.real_fake_logit(_as_tensor(x[s:s + 1024]).to(self._device()), labels[s:s + 1024]).cpu()
+                   for s in range(0, len(x), 1024)]
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def _has_probability_discriminator(self) -> bool:
+        return self.loss in ("minimax", "nonsaturating")
+
+    @available_if(_has_probability_discriminator)
+    def discriminate(self, X, y=None) -> np.ndarray:
+        """D(x) ∈ (0, 1): the discriminator's probability that x is real (logit objectives only)."""
+        return 1.0 / (1.0 + np.exp(-self._d_logit(X, y)))
+
+    @available_if(_has_probability_discriminator)
+    def density_ratio(self, X, y=None) -> np.ndarray:
+        """p_data(x)/p_G(x) estimated as D/(1 − D) = exp(logit) (exact at the optimal discriminator)."""
+        return np.exp(self._d_logit(X, y))
+
+    def _is_semi_supervised(self) -> bool:
+        return bool(self.semi_supervised)
+
+    @available_if(_is_semi_supervised)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities p(y | x, real) from the C+1 discriminator: (n, C)."""
+        x = self._check_X(X)
+        self.module_.eval()
+        logits = self._apply(self.module_.logits, x)
+        return torch.softmax(torch.from_numpy(logits[:, :-1]).double(), dim=1).numpy()
+
+    @available_if(_is_semi_supervised)
+    def predict(self, X) -> np.ndarray:
+        """The most probable real class of each row of X."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    @available_if(_is_semi_supervised)
+    def score(self, X, y) -> float:
+        """Classification accuracy on (X, y)."""
+        return float((self.predict(X) == check_labels(y, len(X))).mean())
