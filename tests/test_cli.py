@@ -195,3 +195,14 @@ def test_conditional_model_needs_labels(tmp_path, capsys):
     code, _, err = run(capsys, "train", "vae", "--data", tmp_path / "unlabelled.npy", "--conditional", *QUICK, "--out", tmp_path / "r")
     assert_user_error(code, err, "labels")
     assert not (tmp_path / "r").exists()
+
+
+def test_gan_runs_sample_but_do_not_encode(tmp_path, capsys):
+    out = tmp_path / "gan"
+    code, stdout, err = run(capsys, "train", "gan", "--data", "digits", "--conditional", *QUICK, "--out", out)
+    assert code == 0, err
+    assert "d_loss" in stdout and {"samples.png", "training_curves.png"} <= {p.name for p in out.iterdir()}
+    assert run(capsys, "sample", out, "-n", "4", "--label", "7", "--seed", "0", "--out", tmp_path / "s.npy")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), genlab.load(out).sample(4, y=7, random_state=0))
+    code, _, err = run(capsys, "encode", out, "--data", "digits", "--out", tmp_path / "z.npy")
+    assert_user_error(code, err, "no encoder")

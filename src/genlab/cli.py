@@ -162,7 +162,8 @@ def _cmd_train(args) -> int:
     run = split_settings(settings, source=args.config or "command line")
     est = train_run(run, out, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     last = est.history_[-1] if est.history_ else {}
-    summary = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k in ("loss", "val_loss"))
+    shown = ("d_loss", "g_loss", "d_real", "d_fake") if "d_loss" in last else ("loss", "val_loss")
+    summary = "  ".join(f"{k} {last[k]:.4g}" for k in shown if k in last)
     print(f"wrote {out}  ({summary})")
     return 0
 
@@ -171,6 +172,10 @@ def _cmd_apply(args) -> int:
     from .runs import open_run
 
     est = open_run(args.run)
+    method = "transform" if args.command == "encode" else "reconstruct"
+    if not hasattr(est, method):
+        raise InvalidInputError(f"a {type(est).__name__} has no encoder, so `genlab {args.command}` does not apply to "
+                                f"{args.run}; it works on ae and vae runs.")
     X, y = datasets.load(args.data, label_column=args.label_column)
     labels = label_kwargs(est, y)
     if args.command == "encode":
