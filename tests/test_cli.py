@@ -206,3 +206,23 @@ def test_gan_runs_sample_but_do_not_encode(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), genlab.load(out).sample(4, y=7, random_state=0))
     code, _, err = run(capsys, "encode", out, "--data", "digits", "--out", tmp_path / "z.npy")
     assert_user_error(code, err, "no encoder")
+
+
+def test_interpolate_and_traverse(tmp_path, capsys):
+    out = tmp_path / "vae"
+    assert run(capsys, "train", "vae", "--data", "digits", "--latent-dim", "2", *QUICK, "--out", out)[0] == 0
+    assert {"latent_scatter.png", "interpolation.png", "traversal.png", "manifold.png"} <= {p.name for p in out.iterdir()}
+    model = genlab.load(out)
+    X, _ = genlab.datasets.load("digits")
+    code, _, err = run(capsys, "interpolate", out, "--data", "digits", "--index", "0", "7", "--steps", "5",
+                       "--out", tmp_path / "i.png", "--npy", tmp_path / "i.npy")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "i.npy"), genlab.latent.interpolate(model, X[0], X[7], n_steps=5), atol=1e-6)
+    code, _, err = run(capsys, "traverse", out, "--data", "digits", "--index", "3", "--dim", "1", "--out", tmp_path / "t.png",
+                       "--npy", tmp_path / "t.npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "t.npy").shape == (1, 9, 1, 8, 8)
+    assert_user_error(*run(capsys, "traverse", out, "--data", "digits", "--index", "9999", "--out", tmp_path / "u.png")[::2],
+                      "out of range")
+    assert_user_error(*run(capsys, "interpolate", out, "--data", "digits", "--index", "0", "1", "--out", tmp_path / "i.png")[::2],
+                      "already exists")

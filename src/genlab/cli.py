@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
+
+import numpy as np
 
 from . import __version__, datasets
 from ._params import Param
@@ -116,6 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "reconstruct":
             p.add_argument("--png", metavar="FILE.png", help="also draw originals over reconstructions")
 
+    p = sub.add_parser("interpolate", parents=[common], formatter_class=_formatter, help="decode a path between two inputs' codes",
+                       description="Encode two samples of the data, interpolate their codes (linear or spherical) and decode.",
+                       epilog="example:\n  genlab interpolate runs/vae --data digits --index 0 7 --steps 10 --out path.png")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="SOURCE")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--index", type=int, nargs=2, required=True, metavar=("I", "J"), help="rows of the data to start and end at")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--method", choices=("linear", "spherical"), default="linear")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--npy", metavar="FILE.npy", help="also save the decoded path as an array")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("traverse", parents=[common], formatter_class=_formatter, help="vary one latent coordinate of an input",
+                       description="Encode one sample, set one latent coordinate to a range of values, decode.",
+                       epilog="example:\n  genlab traverse runs/vae --data digits --index 0 --dim 1 --out dim1.png")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="SOURCE")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--index", type=int, default=0, help="row of the data to start from")
+    p.add_argument("--dim", type=int, nargs="+", default=None, help="latent coordinates (default: all, up to 10)")
+    p.add_argument("--steps", type=int, default=9)
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--npy", metavar="FILE.npy", help="also save the decoded grid as an array")
+    p.add_argument("--overwrite", action="store_true")
+
     p = sub.add_parser("sample", parents=[common], formatter_class=_formatter, help="draw samples from a trained model",
                        description="Draw new samples from a trained model (in the data's units).",
                        epilog="example:\n  genlab sample runs/ae -n 64 --seed 0 --out samples.npy --png samples.png")
@@ -208,6 +237,54 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _latent_inputs(args):
+    from .runs import open_run
+
+    est = open_run(args.run)
+    if not hasattr(est, "transform"):
+        raise InvalidInputError(f"a {type(est).__name__} has no encoder; `genlab {args.command}` works on ae and vae runs.")
+    for path in filter(None, (args.out, args.npy)):
+        if Path(path).exists() and not args.overwrite:
+            raise InvalidInputError(f"{path} already exists; choose another file or pass --overwrite.")
+    X, y = datasets.load(args.data, label_column=args.label_column)
+    rows = args.index if isinstance(args.index, list) else [args.index]
+    bad = [i for i in rows if not 0 <= i < len(X)]
+    if bad:
+        raise InvalidInputError(f"--index {bad[0]} is out of range: {args.data} has rows 0..{len(X) - 1}.")
+    labels = label_kwargs(est, y)
+    return est, X, (None if not labels else labels["y"])
+
+
+def _cmd_interpolate(args) -> int:
+    from . import latent, plots
+
+    est, X, y = _latent_inputs(args)
+    i, j = args.index
+    cond = {} if y is None else {"y0": y[i], "y1": y[j]}
+    path = latent.interpolate(est, X[i], X[j], n_steps=args.steps, method=args.method, **cond)
+    plots.save_interpolation(args.out, [est.scaling_.forward(path)], title=f"{args.method} interpolation, rows {i} -> {j}")
+    if args.npy:
+        write_array(args.npy, path, overwrite=True)
+    print(f"wrote {args.out}  {path.shape}")
+    return 0
+
+
+def _cmd_traverse(args) -> int:
+    from . import latent, plots
+
+    est, X, y = _latent_inputs(args)
+    dims = args.dim if args.dim is not None else list(range(min(est.latent_dim, 10)))
+    cond = {} if y is None else {"y": y[args.index]}
+    values = None if args.steps == 9 else np.linspace(-3, 3, args.steps)
+    grid = np.stack([latent.traverse(est, X[args.index], d, values=values, **cond) for d in dims])
+    plots.save_traversal(args.out, est.scaling_.forward(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape),
+                         title=f"traversal of row {args.index}", row_labels=[f"z{d}" for d in dims])
+    if args.npy:
+        write_array(args.npy, grid, overwrite=True)
+    print(f"wrote {args.out}  {grid.shape}")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     rows = [(s.name, "x".join(map(str, s.shape)), str(s.n_samples), "yes" if s.has_labels else "no",
              s.description if s.available else f"{s.description} [{s.hint}]") for s in datasets.list_sources()]
@@ -242,6 +319,7 @@ def _cmd_demo(args) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "sample": _cmd_sample,
+            "interpolate": _cmd_interpolate, "traverse": _cmd_traverse,
             "datasets": _cmd_datasets, "demo": _cmd_demo}
 
 

@@ -149,7 +149,7 @@ def _one_label(est, y, name: str) -> int | None:
         raise InvalidInputError(f"this {type(est).__name__} is conditional: pass the class label {name}= "
                                 "(it is used to decode, and to encode when the encoder sees the label).")
     arr = np.asarray(y).reshape(-1)
-    if arr.size != 1 or not (np.issubdtype(arr.dtype, np.integer) or float(arr[0]).is_integer()):
+    if arr.size != 1 or not np.issubdtype(arr.dtype, np.number) or not float(arr[0]).is_integer():
         raise InvalidInputError(f"{name} must be one integer class label; got {y!r}.")
     return int(arr[0])
 
@@ -420,7 +420,7 @@ def write_latent_figures(est, X, y, run_dir, *, n_pairs: int = 4, n_steps: int =
     grid = np.stack([to_model(traverse(est, X[centre], int(d), **label)) for d in dims])  # (n_dims, 9, *input_shape)
     written.append(plots.save_traversal(
         run_dir / "traversal.png", grid, row_labels=[f"z{d}" for d in dims], value_range=value_range, background=background,
-        column_labels=[f"{s:+g}σ" for s in TRAVERSAL_SIGMAS],
+        column_labels=[f"{s:+g}σ" if s else "0" for s in TRAVERSAL_SIGMAS],
         title=f"{name}: traversal of each latent coordinate" + (f" (class {y[centre]})" if conditional else "")))
 
     if k == 2:

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
 
 
 def _display(images: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
@@ -299,8 +300,6 @@ def save_latent_scatter(path: str | Path, Z: np.ndarray, labels: np.ndarray | No
     """Codes ``Z`` (n, k) as points: k = 2 as they are, k > 2 by their first two principal components,
     k = 1 against the label (or the sample index). Coloured by ``labels`` (n,) when given: a legend
     for up to 20 integer classes, a colour bar otherwise."""
-    from sklearn.decomposition import PCA
-
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or len(Z) == 0:
         raise ValueError(f"Z must be codes of shape (n, k) with n >= 1; got shape {Z.shape}.")

@@ -25,7 +25,7 @@ import tomli_w
 import tomllib
 import torch
 
-from . import __version__, datasets, plots
+from . import __version__, datasets, latent, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
 from .errors import InvalidInputError
 from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
@@ -227,6 +227,8 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None,
         written.append(plots.save_samples(run_dir / "samples.png", to_model(samples), n_cols=n_cols,
                                           title=f"{name}: samples" + (" (one row per class)" if labels else ""),
                                           value_range=plots.display_range(to_model(show))))
+    if hasattr(est, "transform"):  # interpolation, traversal, code scatter, 2-D manifold
+        written += latent.write_latent_figures(est, X, y, run_dir)
     curves = plots.save_training_curves(run_dir / "training_curves.png", est.history_, title=f"{name}: training")
     if curves is not None:
         written.append(curves)
