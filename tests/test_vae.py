@@ -129,7 +129,7 @@ def test_aggressive_training_updates_only_the_encoder_in_its_inner_loop(digits):
 
 
 def test_aggressive_training_runs_and_switches_itself_off(digits):
-    vae = VAE(latent_dim=2, hidden=(32,), training="aggressive", epochs=6, batch_size=64, random_state=0).fit(digits[0][:512])
+    vae = VAE(latent_dim=2, hidden=(32,), training="aggressive", epochs=4, batch_size=64, random_state=0).fit(digits[0][:256])
     flags = [r["aggressive"] for r in vae.history_]
     assert flags[0] == 1.0 and flags == sorted(flags, reverse=True)
     assert np.isfinite(vae.elbo(digits[0][:100])).all()
