@@ -179,9 +179,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         This is *not* a generative model in the VAE/GAN sense: the autoencoder defines no
         distribution, so the samples are only as good as a Gaussian (mixture) fit of the codes.
         """
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = self._check_n_samples(n_samples)
         rng = np.random.default_rng(resolve_seed(random_state))
         comps = rng.choice(len(self.code_weights_), size=n_samples, p=self.code_weights_ / self.code_weights_.sum())
         chol = np.linalg.cholesky(self.code_covariances_.astype(np.float64))  # (m, k, k)

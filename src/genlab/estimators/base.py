@@ -124,6 +124,13 @@ class GenerativeEstimator(BaseEstimator):
         self._check_fitted()
         return self._preprocess(self.scaling_.forward(check_array(X, expected_shape=self.input_shape_)))
 
+    def _check_n_samples(self, n_samples) -> int:
+        """A fitted model and a positive integer number of samples to draw."""
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        return int(n_samples)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
             raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")

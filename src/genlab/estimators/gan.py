@@ -192,9 +192,7 @@ class GAN(GenerativeEstimator):
     def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
         """G(z) for z from the prior: (n, *input_shape) in the user's units. Conditional GANs generate
         class ``y`` (an int or n labels); without ``y`` they cycle through the classes."""
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = self._check_n_samples(n_samples)
         labels = self._class_labels(y, n_samples)
         gen = torch.Generator(device=self._device()).manual_seed(resolve_seed(random_state))
         self.module_.eval()

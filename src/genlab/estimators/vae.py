@@ -184,9 +184,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
         Conditional VAEs generate class ``y`` (an int or n labels); without ``y`` the classes are
         cycled 0, 1, …, C−1, 0, …
         """
-        self._check_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = self._check_n_samples(n_samples)
         if self.conditional and y is None:
             y = np.arange(n_samples) % self.n_classes_
         rng = np.random.default_rng(resolve_seed(random_state))
