@@ -8,8 +8,14 @@
 
 Files: ``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt`` (``label_column=``), MNIST IDX
 (``*-images-idx3-ubyte[.gz]``) and folders of images (one sub-folder per class). See :func:`load`.
+
+Recommendation data is a users × items sparse matrix with its ids, an :class:`Interactions`:
+:func:`load_interactions` reads ``user,item[,rating][,timestamp]`` tables (MovieLens ``ratings.csv``,
+``u.data``, ``ratings.dat`` as they are) and :func:`make_interactions` draws synthetic data with
+planted user groups.
 """
 
+from .data.interactions import Interactions, load_interactions, make_interactions
 from .data.sources import (
     BUILTIN_NAMES,
     SourceInfo,
@@ -20,4 +26,15 @@ from .data.sources import (
 )
 from .errors import DataError
 
-__all__ = ["BUILTIN_NAMES", "DataError", "SourceInfo", "ToyModes", "list_sources", "load", "toy_modes"]
+__all__ = [
+    "BUILTIN_NAMES",
+    "DataError",
+    "Interactions",
+    "SourceInfo",
+    "ToyModes",
+    "list_sources",
+    "load",
+    "load_interactions",
+    "make_interactions",
+    "toy_modes",
+]
