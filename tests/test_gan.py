@@ -31,7 +31,7 @@ class Shift(torch.nn.Module):
 def _train_discriminator(shift, seed=0):
     """Train only D (g_steps = 0) against p_G = N(shift, 1); p_data = N(0, 1)."""
     torch.manual_seed(seed)
-    module = GANModule(GANConfig(input_shape=(1,), latent_dim=1, hidden=(32, 32), loss="minimax", g_steps=0,
+    module = GANModule(GANConfig(input_shape=(1,), latent_dim=1, hidden=(32, 32), loss="minimax", g_steps=0, ema=0.0,
                                  lr_d=2e-3, lr_g=0.0))
     module.generator = Shift(shift)
     x = torch.randn(8192, 1, generator=torch.Generator().manual_seed(seed))
@@ -131,6 +131,25 @@ def test_k_d_and_k_g_updates_per_step():
     d_state = opts["discriminator"].state[next(iter(module.discriminator.parameters()))]
     g_state = opts["generator"].state[next(iter(module.generator.parameters()))]
     assert float(d_state["step"]) == 3 and float(g_state["step"]) == 2
+
+
+def test_eval_mode_generates_from_the_weight_average():
+    torch.manual_seed(0)
+    module = GANModule(GANConfig(input_shape=(2,), hidden=(8,), ema=0.9))
+    opts = module.configure_optimizers(1e-2, 0)
+    expected = [p.detach().clone() for p in module.generator.parameters()]
+    for t in range(1, 31):  # the recurrence by hand: after update t, d_t = min(0.9, (1 + t) / (10 + t))
+        module.train_step(Batch(torch.randn(16, 2)), opts)
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, module.generator.parameters())]
+    for e, avg in zip(expected, module.generator_ema.parameters()):
+        torch.testing.assert_close(avg, e)
+    z = torch.randn(5, module.config.latent_dim)
+    assert not torch.allclose(module.train().generate(z), module.eval().generate(z))
+    torch.testing.assert_close(module.eval().generate(z), module.generator_ema(z))  # linear output
+    plain = GANModule(GANConfig(input_shape=(2,), hidden=(8,), ema=0.0)).eval()
+    assert plain.generator_ema is None
+    torch.testing.assert_close(plain.generate(z), plain.generator(z))
 
 
 @pytest.mark.parametrize("params", [dict(loss="minimax"), dict(loss="nonsaturating"), dict(loss="wasserstein"),

@@ -5,11 +5,14 @@ inside this family's own ``train_step``; the shared loop just calls it.
 Objectives are pairs from :data:`genlab.models.losses.GAN_LOSSES`, all from logits. Variants are
 options: conditional GAN (one-hot label into G and D), the C+1-class semi-supervised discriminator
 (Salimans et al. 2016), one-sided label smoothing, annealed instance noise, spectral norm, weight
-clipping or gradient penalty for the Wasserstein critic.
+clipping or gradient penalty for the Wasserstein critic. Samples come from an exponential moving
+average of the generator's weights (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN
+training"); ``ema=0`` samples from the generator being trained.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ class GANConfig:
     n_classes: int = 0  # > 0 with conditional: label into G and D
     conditional: bool = False
     semi_supervised: bool = False  # D has n_classes + 1 outputs; unlabelled rows carry y = −1
+    ema: float = 0.999  # decay of the generator-weight average used in eval mode; 0 disables it
 
 
 class GANModule(GenerativeModule):
@@ -75,6 +79,8 @@ class GANModule(GenerativeModule):
                         add_spectral_norm(m)
         self.output_activation = make_activation("identity" if config.output == "linear" else config.output)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # the averaged generator: what eval mode (sample, validation) uses; never trained by a gradient
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema > 0 else None
 
     # -- the two players ---------------------------------------------------------------------------
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -91,12 +97,13 @@ class GANModule(GenerativeModule):
         return F.one_hot(y.long().clamp(min=0), self.config.n_classes).float().reshape(n, -1)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """G(z[, y]) in data space, (n, *input_shape)."""
+        """G(z[, y]) in data space, (n, *input_shape); in eval mode the weight-averaged generator."""
         onehot = self._onehot(y, len(z))
+        net = self.generator_ema if (self.generator_ema is not None and not self.training) else self.generator
         if self.config.arch == "conv":
-            out = self.generator(z, onehot)
+            out = net(z, onehot)
         else:
-            out = self.generator(z if onehot is None else torch.cat([z, onehot], dim=1))
+            out = net(z if onehot is None else torch.cat([z, onehot], dim=1))
         return self.output_activation(out.reshape(len(z), *self.config.input_shape))  # (n, d) -> (n, c, h, w)
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -203,9 +210,24 @@ class GANModule(GenerativeModule):
             g_grad = _grad_norm(self.generator)
             opt_g.step()
         self.steps += 1
+        self._update_ema()
         terms = {name: value.detach() for name, value in d_terms.items()}
         terms.update(g_loss=g_loss.detach(), loss=(d_terms["d_loss"] + g_loss).detach(), d_grad_norm=d_grad, g_grad_norm=g_grad)
         return terms
+
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """θ_ema ← d·θ_ema + (1 − d)·θ with d = min(ema, (1 + t)/(10 + t)), so short runs are not
+        dominated by the initial weights; batch-norm statistics are copied."""
+        if self.generator_ema is None:
+            return
+        t = float(self.steps)
+        decay = min(self.config.ema, (1.0 + t) / (10.0 + t))
+        for avg, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            avg.lerp_(p, 1.0 - decay)
+        for avg, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            avg.copy_(b)
 
 
 def _summary(d: torch.Tensor, loss: str) -> torch.Tensor:
