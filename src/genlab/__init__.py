@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from . import datasets  # noqa: E402
 from .errors import DataError, InvalidInputError, ModelFileError  # noqa: E402
-from .estimators import GAN, VAE, Autoencoder  # noqa: E402
+from .estimators import GAN, VAE, Autoencoder, MultDAE, MultVAE, Popularity  # noqa: E402
 from .io import load  # noqa: E402
 
-__all__ = ["GAN", "VAE", "Autoencoder", "DataError", "InvalidInputError", "ModelFileError", "__version__", "datasets", "load"]
+__all__ = ["GAN", "VAE", "Autoencoder", "MultDAE", "MultVAE", "Popularity", "DataError", "InvalidInputError", "ModelFileError", "__version__", "datasets", "load"]

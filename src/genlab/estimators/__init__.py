@@ -4,9 +4,10 @@ NumPy <-> torch and undo the data scaling on the way out. No modelling maths liv
 from .autoencoder import Autoencoder
 from .base import GenerativeEstimator
 from .gan import GAN
+from .recommend import MultDAE, MultVAE, Popularity
 from .vae import VAE
 
 # the only classes genlab.load will build (a model file names one of these keys)
-ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder, "VAE": VAE, "GAN": GAN}
+ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder, "VAE": VAE, "GAN": GAN, "MultVAE": MultVAE, "MultDAE": MultDAE}
 
-__all__ = ["ESTIMATORS", "GAN", "VAE", "Autoencoder", "GenerativeEstimator"]
+__all__ = ["ESTIMATORS", "GAN", "VAE", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]

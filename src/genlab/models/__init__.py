@@ -3,6 +3,7 @@
 from .autoencoder import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from .base import Batch, GenerativeModule
 from .gan import GANConfig, GANModule
+from .multvae import MultVAEConfig, MultVAEModule
 from .vae import (
     Posterior,
     VAEConfig,
@@ -14,7 +15,7 @@ from .vae import (
 )
 
 __all__ = [
-    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "Posterior", "VAEConfig", "VAEModule",
+    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule",
     "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
     "posterior_moments", "set_linear_autoencoder",
 ]

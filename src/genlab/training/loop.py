@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .._fileio import atomic_write_text
@@ -27,11 +28,33 @@ from .progress import Progress, Timer
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-class TensorData(NamedTuple):
-    """A whole (small enough) data set as tensors in model units: x (n, ...), y (n,) or None."""
+class SparseRows:
+    """Rows of a scipy CSR matrix that become dense tensors one batch at a time, so memory grows with
+    batch × columns, never rows × columns. Indexed like a tensor: ``rows[idx]``, ``rows[a:b]``, ``len``."""
 
-    x: torch.Tensor
-    y: torch.Tensor | None = None
+    def __init__(self, matrix, device: torch.device | str = "cpu"):
+        self.matrix = matrix.tocsr().astype(np.float32)
+        self.device = torch.device(device)
+        self.shape = self.matrix.shape
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        if isinstance(idx, torch.Tensor):
+            idx = idx.cpu().numpy()
+        return torch.from_numpy(self.matrix[idx].toarray()).to(self.device)
+
+    def to(self, device) -> SparseRows:
+        return SparseRows(self.matrix, device)
+
+
+class TensorData(NamedTuple):
+    """A data set in model units: x (n, ...) and y (n, ...) or None, as tensors (the whole set) or
+    :class:`SparseRows` (densified a batch at a time)."""
+
+    x: torch.Tensor | SparseRows
+    y: torch.Tensor | SparseRows | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,9 @@ class TrainConfig:
     verbose: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints when a run directory is given
     keep_checkpoints: int = 3
+    monitor: str | None = None  # record entry that picks the best epoch; None: val_loss, or loss without validation
+    maximize: bool = False  # larger monitor values are better (e.g. a ranking metric)
+    keep_best: bool = False  # end with the best epoch's weights (always so with early stopping)
 
 
 @dataclass(frozen=True)
@@ -143,7 +169,8 @@ def train(
         idx = torch.randint(len(x), (min(config.batch_size, len(x)),), generator=rngs["data"]).to(device)
         return Batch(x[idx], None if y is None else y[idx])
 
-    monitor = "val_loss" if val is not None else "loss"
+    monitor = config.monitor or ("val_loss" if val is not None else "loss")
+    keep_best = config.keep_best or config.early_stopping
     progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose)
     progress.start(state.epoch)
     stopped_early = False
@@ -178,10 +205,12 @@ def train(
                 state.history.append(record)
                 progress.end_epoch(record)
 
-                value = record[monitor]
+                if monitor not in record:
+                    raise InvalidInputError(f"monitor {monitor!r} is not among this run's records: {', '.join(record)}.")
+                value = -record[monitor] if config.maximize else record[monitor]  # the state keeps "lower is better"
                 if value < state.best_value:
                     state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
-                    if config.early_stopping:
+                    if keep_best:
                         best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
                 else:
                     state.bad_epochs += 1
@@ -196,7 +225,7 @@ def train(
                     break
     finally:
         progress.close()
-    if config.early_stopping and best_weights is not None:
+    if keep_best and best_weights is not None:
         module.load_state_dict(copy.deepcopy(best_weights))
     module.eval()
     return TrainResult(state.history, state.best_epoch, stopped_early)

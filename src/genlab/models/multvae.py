@@ -1,0 +1,99 @@
+"""Mult-VAE and Mult-DAE for collaborative filtering (spec §6; Liang, Krishnan, Hoffman and Jebara,
+"Variational autoencoders for collaborative filtering", WWW 2018).
+
+A user is the row x of their interactions with all items. The row is L2-normalised, dropped out
+(the denoising corruption), encoded by a tanh MLP into q(z|x) = N(μ, σ²) — or, for the DAE, a
+point z — and decoded to logits over the items; the likelihood is multinomial,
+log p(x|z) = Σᵢ xᵢ log softmax(f(z))ᵢ. The VAE's KL term is weighted by β, annealed linearly from 0
+to a cap (0.2 by default) over ``anneal_steps`` updates (a buffer). The decoder's logits rank the items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import sparse
+
+from ..nets import MLP
+from .base import Batch, GenerativeModule
+from .losses import gaussian_kl, multinomial_nll
+
+RANKING_CUTOFFS = {"ndcg_at_100": 100, "recall_at_20": 20, "recall_at_50": 50}
+
+
+@dataclass(frozen=True)
+class MultVAEConfig:
+    n_items: int
+    hidden: tuple[int, ...] = (600,)  # encoder widths; the decoder mirrors them
+    latent_dim: int = 200
+    dropout: float = 0.5  # on the normalised input
+    variational: bool = True  # False: Mult-DAE (deterministic code, no KL)
+    beta_cap: float = 0.2
+
+
+class MultVAEModule(GenerativeModule):
+    def __init__(self, config: MultVAEConfig):
+        super().__init__()
+        self.config = config
+        code = 2 * config.latent_dim if config.variational else config.latent_dim
+        self.encoder = MLP(config.n_items, config.hidden, code, activation="tanh")
+        self.decoder = MLP(config.latent_dim, tuple(reversed(config.hidden)), config.n_items, activation="tanh")
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # updates over which β rises linearly from 0 to beta_cap (the paper's 200 000; estimators set it
+        # from the run's length); a buffer, so checkpoints and saved models carry it
+        self.register_buffer("anneal_steps", torch.tensor(200_000, dtype=torch.long))
+
+    def beta(self) -> float:
+        cfg = self.config
+        return cfg.beta_cap * min(1.0, float(self.steps) / max(int(self.anneal_steps), 1)) if cfg.variational else 0.0
+
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(μ, log σ²) of q(z|x) — (z, None) for the DAE — with input dropout in train mode."""
+        h = F.normalize(x, dim=1)
+        if self.training and self.config.dropout > 0:  # a seeded mask, so training is reproducible
+            keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.config.dropout
+            h = h * keep / (1.0 - self.config.dropout)
+        out = self.encoder(h)
+        if not self.config.variational:
+            return out, None
+        mu, logvar = out.chunk(2, dim=1)
+        return mu, logvar
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Item logits for each user row (posterior mean code, no dropout): higher ranks first."""
+        mu, _ = self.encode(x)
+        return self.decoder(mu)
+
+    def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encode(batch.x, generator)
+        if logvar is None:
+            z, kl = mu, torch.zeros(len(mu), device=mu.device)
+        else:
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device) if self.training else mu
+            kl = gaussian_kl(mu, logvar).sum(dim=1)
+        nll = multinomial_nll(self.decoder(z), batch.x)
+        beta = self.beta()
+        return {"loss": (nll + beta * kl).mean(), "nll": nll.mean(), "kl": kl.mean(), "beta": torch.tensor(beta, device=mu.device)}
+
+    def train_step(self, batch, optimizers, generator=None, stream=None):
+        terms = super().train_step(batch, optimizers, generator, stream)
+        self.steps += 1
+        return terms
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Loss terms; with held-out items in ``batch.y`` also the ranking metrics of Liang et al.
+        (fold-in items in ``batch.x`` are never recommended)."""
+        terms = {k: v.detach() for k, v in self.objective(batch, generator).items()}
+        if batch.y is not None:
+            from ..evaluate.ranking import ndcg_at_k, recall_at_k
+
+            scores = self.scores(batch.x).masked_fill(batch.x > 0, -torch.inf).cpu().numpy()
+            heldout = sparse.csr_matrix(batch.y.cpu().numpy())
+            metric = {"ndcg_at_100": ndcg_at_k, "recall_at_20": recall_at_k, "recall_at_50": recall_at_k}
+            for name, k in RANKING_CUTOFFS.items():
+                terms[name] = torch.tensor(float(np.nanmean(metric[name](scores, heldout, k))))
+        return terms
