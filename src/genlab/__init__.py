@@ -12,4 +12,6 @@ from .errors import DataError, InvalidInputError, ModelFileError  # noqa: E402
 from .estimators import GAN, VAE, Autoencoder, MultDAE, MultVAE, Popularity  # noqa: E402
 from .io import load  # noqa: E402
 
-__all__ = ["GAN", "VAE", "Autoencoder", "MultDAE", "MultVAE", "Popularity", "DataError", "InvalidInputError", "ModelFileError", "__version__", "datasets", "load"]
+__all__ = [
+    "GAN", "VAE", "Autoencoder", "MultDAE", "MultVAE", "Popularity",
+    "DataError", "InvalidInputError", "ModelFileError", "__version__", "datasets", "load"]

@@ -8,6 +8,7 @@ from .recommend import MultDAE, MultVAE, Popularity
 from .vae import VAE
 
 # the only classes genlab.load will build (a model file names one of these keys)
-ESTIMATORS: dict[str, type[GenerativeEstimator]] = {"Autoencoder": Autoencoder, "VAE": VAE, "GAN": GAN, "MultVAE": MultVAE, "MultDAE": MultDAE}
+ESTIMATORS: dict[str, type[GenerativeEstimator]] = {
+    "Autoencoder": Autoencoder, "VAE": VAE, "GAN": GAN, "MultVAE": MultVAE, "MultDAE": MultDAE}
 
 __all__ = ["ESTIMATORS", "GAN", "VAE", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]

@@ -15,7 +15,8 @@ from .vae import (
 )
 
 __all__ = [
-    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule",
+    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule",
+    "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule",
     "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
     "posterior_moments", "set_linear_autoencoder",
 ]

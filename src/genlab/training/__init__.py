@@ -2,4 +2,6 @@
 
 from .loop import DEVICES, NonFiniteLossError, SparseRows, TensorData, TrainConfig, TrainResult, resolve_device, train, write_metrics
 
-__all__ = ["DEVICES", "NonFiniteLossError", "SparseRows", "TensorData", "TrainConfig", "TrainResult", "resolve_device", "train", "write_metrics"]
+__all__ = [
+    "DEVICES", "NonFiniteLossError", "SparseRows", "TensorData",
+    "TrainConfig", "TrainResult", "resolve_device", "train", "write_metrics"]
