@@ -147,6 +147,42 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "")
     return Path(path)
 
 
+
+RANKING_LABELS = {"val_ndcg_at_100": "NDCG@100", "val_recall_at_20": "Recall@20", "val_recall_at_50": "Recall@50"}
+
+
+def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", best_epoch: int | None = None) -> Path | None:
+    """A recommender's epochs: loss, nll and kl (training solid, validation dashed), the KL weight β, and
+    the validation ranking metrics with the kept epoch marked. Two columns, so it stays legible on a phone.
+    None if no epochs."""
+    records = [r for r in history if r.get("epoch", 0) > 0]
+    if not records:
+        return None
+    panels = [k for k in ("loss", "nll", "kl", "beta") if k in records[0]]
+    ranking = [k for k in RANKING_LABELS if k in records[0]]
+    panels += ["validation ranking"] if ranking else []
+    n_rows = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(7.2, 2.6 * n_rows), squeeze=False)
+    epochs = [r["epoch"] for r in records]
+    for ax, panel in zip(axes.flat, panels):
+        if panel == "validation ranking":
+            for k in ranking:
+                ax.plot(epochs, [r[k] for r in records], label=RANKING_LABELS[k])
+            if best_epoch:
+                ax.axvline(best_epoch, color="grey", lw=1, ls=":", label=f"kept: epoch {best_epoch}")
+        else:
+            has_val = f"val_{panel}" in records[0] and panel != "beta"
+            ax.plot(epochs, [r[panel] for r in records], label="train" if has_val else None)
+            if has_val:
+                ax.plot(epochs, [r[f"val_{panel}"] for r in records], "--", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title("β (KL weight)" if panel == "beta" else panel, fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    return _save(fig, path, title)
+
 # -- latent-space figures (genlab.latent) ---------------------------------------------------------
 Range = tuple[float, float] | None
 

@@ -103,12 +103,13 @@ def _config_document(run: RunSettings, est: GenerativeEstimator, X: np.ndarray, 
 
 
 @contextlib.contextmanager
-def run_directory(out: str | Path, *, overwrite: bool):
+def run_directory(out: str | Path, *, overwrite: bool, resumable: bool = True):
     """Yield the folder to write a new run into; on failure leave nothing (or the old run) behind.
 
     A new ``out`` is removed again if the run fails before its first checkpoint (after one, it
-    stays so that ``--resume`` can continue). With ``overwrite`` the new run is built in a
-    hidden sibling folder and replaces ``out`` only when it succeeded.
+    stays so that ``--resume`` can continue; ``resumable=False``, for runs no command can resume,
+    always removes it). With ``overwrite`` the new run is built in a hidden sibling folder and
+    replaces ``out`` only when it succeeded.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -124,7 +125,7 @@ def run_directory(out: str | Path, *, overwrite: bool):
     try:
         yield staging
     except BaseException as exc:
-        keep = staging == out and (out / "checkpoints" / "manifest.json").exists() and not isinstance(exc, InvalidInputError)
+        keep = resumable and staging == out and (out / "checkpoints" / "manifest.json").exists() and not isinstance(exc, InvalidInputError)
         if keep:
             exc.add_note(f"the run's checkpoints are kept: continue it with `genlab train --resume {out}`")
         else:

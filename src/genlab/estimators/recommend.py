@@ -190,7 +190,8 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         module.anneal_steps.fill_(self.anneal_steps or max(1, int(0.8 * self.epochs * steps_per_epoch)))
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                              device=self.device, verbose=self.verbose, monitor="val_ndcg_at_100" if n_val else None,
-                             maximize=bool(n_val), keep_best=bool(n_val))
+                             maximize=bool(n_val), keep_best=bool(n_val),
+                             checkpoint_every=self.epochs)  # a checkpoint of a 20k-item model is large; runs keep the last
         result = train(module, train_data, val_data, config, seed=self.seed_, run_dir=run_dir, resume=resume)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.module_ = module.eval()
