@@ -96,4 +96,6 @@ TRAINING_PARAMS: dict[str, Param] = {
     "device": Param("str", "where to train", choices=("auto", "cpu", "cuda", "mps")),
     "verbose": Param("int", "0 silent, 1 progress", low=0),
     "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),
+    "checkpoint_steps": Param("int", "with a run directory, also checkpoint every N steps inside epochs (None: epoch ends only)",
+                              low=1, none_ok=True),
 }

@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  genlab train --resume runs/ae            # continue from the last checkpoint"""))
     train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
     train.add_argument("--epochs", type=int, default=argparse.SUPPRESS, help="with --resume: train up to this many epochs")
+    train.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="with --resume: no progress output")
     families = train.add_subparsers(dest="family", metavar="MODEL", parser_class=Parser)
     for family, cls in FAMILIES.items():
         fp = families.add_parser(family, parents=[common], formatter_class=_formatter, help=f"{cls.__name__}",
@@ -255,7 +256,7 @@ def _cmd_train(args) -> int:
     if args.resume:
         if args.family:
             raise InvalidInputError("--resume takes its model and options from the run; give no MODEL after it.")
-        est = resume_run(args.resume, overrides=given)
+        est = resume_run(args.resume, overrides={**given, **({"verbose": 0} if getattr(args, "quiet", False) else {})})
         print(f"resumed {args.resume}: {len(est.history_)} epochs in total")
         return 0
     if not args.family:

@@ -32,6 +32,7 @@ class LoopState:
     best_value: float = float("inf")
     best_epoch: int = 0
     bad_epochs: int = 0
+    step_in_epoch: int = 0  # > 0: saved inside an epoch, after this many of its steps
 
 
 def _optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -68,9 +69,11 @@ def save_checkpoint(
     state: LoopState,
     *,
     best_weights: dict[str, torch.Tensor] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
     keep: int = 3,
 ) -> Path:
-    """Write one complete checkpoint atomically, list it in the manifest, prune old ones."""
+    """Write one complete checkpoint atomically, list it in the manifest, prune old ones. ``extra``
+    holds the loop's own tensors (inside an epoch: the data order and the terms so far)."""
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     optim_meta = {}
@@ -81,12 +84,14 @@ def save_checkpoint(
         tensors[f"rng/{name}"] = gen.get_state()
     for k, v in (best_weights or {}).items():
         tensors[f"best/{k}"] = v.detach().cpu().contiguous()
+    for k, v in (extra or {}).items():
+        tensors[f"extra/{k}"] = v.detach().cpu().contiguous()
     meta = {
         "format_version": FORMAT_VERSION,
         "state": state.__dict__,
         "optimizers": optim_meta,
     }
-    name = f"step-{state.global_step:09d}.safetensors"
+    name = f"step-{state.global_step + state.step_in_epoch:09d}.safetensors"
     path = directory / name
     atomic_write_bytes(path, safetensors_bytes(tensors, metadata={"genlab_checkpoint": json.dumps(meta)}))
     complete = [n for n in list_checkpoints(directory) if n != name] + [name]
@@ -114,8 +119,9 @@ def load_checkpoint(
     module: torch.nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
     rngs: dict[str, torch.Generator],
-) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
-    """Restore module, optimisers and RNGs in place; return the loop state and best weights (if any)."""
+) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
+    """Restore module, optimisers and RNGs in place; return the loop state, the best weights (if
+    any) and the loop's extra tensors."""
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = (f.metadata() or {}).get("genlab_checkpoint")
@@ -137,4 +143,9 @@ def load_checkpoint(
     for name, gen in rngs.items():
         gen.set_state(tensors[f"rng/{name}"])
     best = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")} or None
-    return LoopState(**meta["state"]), best
+    extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
+    try:
+        state = LoopState(**meta["state"])
+    except TypeError as exc:
+        raise ModelFileError(f"checkpoint {path} has an unknown loop state ({exc}).") from None
+    return state, best, extra

@@ -68,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     verbose: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints when a run directory is given
+    checkpoint_steps: int | None = None  # also checkpoint every this many steps inside epochs
     keep_checkpoints: int = 3
     monitor: str | None = None  # record entry that picks the best epoch; None: val_loss, or loss without validation
     maximize: bool = False  # larger monitor values are better (e.g. a ranking metric)
@@ -153,12 +154,12 @@ def train(
     optimizers = module.configure_optimizers(config.lr, config.weight_decay)
     rngs = {"data": torch.Generator().manual_seed(seed), "noise": torch.Generator(device=device).manual_seed(seed + 1)}
     ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    state, best_weights = LoopState(), None
+    state, best_weights, partial = LoopState(), None, {}
     if resume:
         names = list_checkpoints(ckpt_dir) if ckpt_dir is not None else []
         if not names:
             raise InvalidInputError(f"no complete checkpoint in {ckpt_dir}; nothing to resume (start the run again).")
-        state, best_weights = load_checkpoint(ckpt_dir / names[-1], module, optimizers, rngs)
+        state, best_weights, partial = load_checkpoint(ckpt_dir / names[-1], module, optimizers, rngs)
 
     x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
     val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
@@ -182,12 +183,22 @@ def train(
             for epoch in range(state.epoch, config.epochs):
                 timer = Timer()
                 module.train()
-                order = torch.randperm(len(x), generator=rngs["data"]).to(device)
-                steps = []  # each step's terms stay on the device; reduced once per epoch
-                for start, stop in bounds:
+                if state.step_in_epoch:  # resuming inside this epoch: its order and the steps' terms so far
+                    order = partial["order"].to(device)
+                    steps = [{name[len("term/"):]: v[i].to(device) for name, v in partial.items() if name.startswith("term/")}
+                             for i in range(state.step_in_epoch)]
+                else:
+                    order = torch.randperm(len(x), generator=rngs["data"]).to(device)
+                    steps = []  # each step's terms stay on the device; reduced once per epoch
+                for i in range(len(steps), len(bounds)):
+                    start, stop = bounds[i]
                     idx = order[start:stop]
                     steps.append(module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream))
                     progress.step(stop - start)
+                    if ckpt_dir is not None and config.checkpoint_steps and (state.global_step + i + 1) % config.checkpoint_steps == 0 \
+                            and i + 1 < len(bounds):
+                        _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state, i + 1, order, steps, best_weights, config)
+                state.step_in_epoch = 0
                 n_seen = bounds[-1][1]
                 per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_steps,)
                 sums = {name: (values * batch_sizes).sum() for name, values in per_step.items()}
@@ -229,6 +240,19 @@ def train(
         module.load_state_dict(copy.deepcopy(best_weights))
     module.eval()
     return TrainResult(state.history, state.best_epoch, stopped_early)
+
+
+def _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state: LoopState, n_done: int, order: torch.Tensor,
+                       steps: list[dict[str, torch.Tensor]], best_weights, config: TrainConfig) -> None:
+    """A checkpoint after ``n_done`` steps of the current epoch: with the epoch's data order and its
+    terms so far, resuming from it continues the epoch exactly as if it had not stopped."""
+    terms = {f"term/{name}": torch.stack([t[name] for t in steps]) for name in steps[0]}
+    _check_finite(terms["term/loss"], {k[5:]: v.sum() for k, v in terms.items()}, state.global_step, state.epoch + 1)
+    _check_weights_finite(module, state.epoch + 1)
+    inside = copy.copy(state)
+    inside.step_in_epoch = n_done
+    save_checkpoint(ckpt_dir, module, optimizers, rngs, inside, best_weights=best_weights, extra={"order": order, **terms},
+                    keep=config.keep_checkpoints)
 
 
 def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step0: int, epoch: int) -> None:
