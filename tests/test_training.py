@@ -83,6 +83,43 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert list_checkpoints(tmp_path / "checkpoints") == ["step-000000004.safetensors"]
 
 
+class _BadAtSteps(GenerativeModule):
+    """A linear model; at the given steps its loss (``where="loss"``) or only its gradient goes NaN."""
+
+    def __init__(self, bad_steps, where):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+        self.bad_steps, self.where, self.steps = set(bad_steps), where, 0
+        self.linear.weight.register_hook(lambda g: g * math.nan if self._bad() and self.where == "gradient" else g)
+
+    def _bad(self):
+        return self.training and self.steps in self.bad_steps
+
+    def objective(self, batch, generator=None):
+        self.steps += self.training
+        loss = (self.linear(batch.x) - batch.x).pow(2).sum(1).mean()
+        return {"loss": loss * (math.nan if self._bad() and self.where == "loss" else 1.0)}
+
+
+@pytest.mark.parametrize("where", ["loss", "gradient"])
+def test_nonfinite_batches_are_skipped_when_asked(where):
+    data = TensorData(torch.randn(64, 2, generator=torch.Generator().manual_seed(0)))
+    module = _BadAtSteps({3, 6}, where)
+    result = train(module, data, None, TrainConfig(epochs=3, batch_size=16, nonfinite="skip"), seed=0)
+    assert [r["skipped_batches"] for r in result.history] == [1, 1, 0]
+    assert all(math.isfinite(r["loss"]) for r in result.history)
+    assert all(bool(torch.isfinite(p).all()) for p in module.parameters())
+    with pytest.raises(NonFiniteLossError, match="step [34] .epoch 1"):  # the default stops (a gradient: at the next step)
+        train(_BadAtSteps({3}, where), data, None, TrainConfig(epochs=3, batch_size=16), seed=0)
+
+
+def test_nonfinite_option_through_the_estimators(digits):
+    ae = Autoencoder(4, epochs=1, batch_size=64, nonfinite="skip", random_state=0).fit(_flat(digits, 200))
+    assert ae.history_[0]["skipped_batches"] == 0
+    with pytest.raises(InvalidInputError, match="nonfinite"):
+        Autoencoder(4, nonfinite="ignore").fit(_flat(digits, 200))
+
+
 def test_progress_prints_plain_lines_off_a_terminal(digits, capsys):
     Autoencoder(4, epochs=2, batch_size=64, verbose=1, random_state=0).fit(_flat(digits))
     err = capsys.readouterr().err

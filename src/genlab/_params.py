@@ -98,4 +98,6 @@ TRAINING_PARAMS: dict[str, Param] = {
     "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),
     "checkpoint_steps": Param("int", "with a run directory, also checkpoint every N steps inside epochs (None: epoch ends only)",
                               low=1, none_ok=True),
+    "nonfinite": Param("str", "a NaN/Inf loss or gradient: stop the run (the last good checkpoint stays) or skip the batch",
+                       choices=("stop", "skip")),
 }

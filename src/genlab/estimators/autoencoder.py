@@ -72,7 +72,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu",
                  code_activation=None, loss="mse", solver="auto", sampler_components=1, epochs=50, batch_size=128,
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10,
-                 scaling="auto", device="auto", verbose=0, random_state=None, checkpoint_steps=None):
+                 scaling="auto", device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop"):
         self.latent_dim = latent_dim
         self.arch = arch
         self.hidden = hidden
@@ -94,6 +94,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.checkpoint_steps = checkpoint_steps
+        self.nonfinite = nonfinite
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()

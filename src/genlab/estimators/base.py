@@ -80,7 +80,7 @@ class GenerativeEstimator(BaseEstimator):
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             early_stopping=self.early_stopping, patience=self.patience, device=self.device, verbose=self.verbose,
-            checkpoint_steps=self.checkpoint_steps,
+            checkpoint_steps=self.checkpoint_steps, nonfinite=self.nonfinite,
         )
 
     def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:

@@ -79,7 +79,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
                  variance="fixed", sigma2=1.0, beta=1.0, kl_warmup=0, free_bits=0.0, n_mc=1, conditional=False,
                  encoder_sees_label=True, binarize="none", training="standard", n_importance=1000, epochs=50, batch_size=128,
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10, scaling="auto",
-                 device="auto", verbose=0, random_state=None, checkpoint_steps=None):
+                 device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop"):
         self.latent_dim = latent_dim
         self.arch = arch
         self.hidden = hidden
@@ -109,6 +109,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.checkpoint_steps = checkpoint_steps
+        self.nonfinite = nonfinite
 
     # -- hooks ----------------------------------------------------------------------------------
     def _validated_params(self) -> dict[str, Any]:

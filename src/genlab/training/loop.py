@@ -69,6 +69,7 @@ class TrainConfig:
     verbose: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints when a run directory is given
     checkpoint_steps: int | None = None  # also checkpoint every this many steps inside epochs
+    nonfinite: str = "stop"  # NaN/Inf loss or gradient: "stop" the run, or "skip" the batch (one host sync per step)
     keep_checkpoints: int = 3
     monitor: str | None = None  # record entry that picks the best epoch; None: val_loss, or loss without validation
     maximize: bool = False  # larger monitor values are better (e.g. a ranking metric)
@@ -184,29 +185,38 @@ def train(
                 timer = Timer()
                 module.train()
                 if state.step_in_epoch:  # resuming inside this epoch: its order and the steps' terms so far
-                    order = partial["order"].to(device)
+                    order, kept = partial["order"].to(device), partial["kept"].tolist()
                     steps = [{name[len("term/"):]: v[i].to(device) for name, v in partial.items() if name.startswith("term/")}
-                             for i in range(state.step_in_epoch)]
+                             for i in range(len(kept))]
                 else:
                     order = torch.randperm(len(x), generator=rngs["data"]).to(device)
-                    steps = []  # each step's terms stay on the device; reduced once per epoch
-                for i in range(len(steps), len(bounds)):
+                    steps, kept = [], []  # the kept steps' terms stay on the device; reduced once per epoch
+                for i in range(state.step_in_epoch, len(bounds)):
                     start, stop = bounds[i]
                     idx = order[start:stop]
-                    steps.append(module.train_step(Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream))
+                    terms = _step(module, Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream, config)
+                    if terms is not None:
+                        steps.append(terms)
+                        kept.append(i)
                     progress.step(stop - start)
                     if ckpt_dir is not None and config.checkpoint_steps and (state.global_step + i + 1) % config.checkpoint_steps == 0 \
-                            and i + 1 < len(bounds):
-                        _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state, i + 1, order, steps, best_weights, config)
+                            and i + 1 < len(bounds) and steps:
+                        _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state, i + 1, order, steps, kept, best_weights, config)
                 state.step_in_epoch = 0
-                n_seen = bounds[-1][1]
-                per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_steps,)
-                sums = {name: (values * batch_sizes).sum() for name, values in per_step.items()}
+                if not steps:
+                    raise NonFiniteLossError(f"every batch of epoch {epoch + 1} had a non-finite loss or gradient; training stopped. "
+                                             "Lower the learning rate or check the data's scale.")
+                sizes = batch_sizes[kept]
+                n_seen = int(sizes.sum())
+                per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_kept,)
+                sums = {name: (values * sizes).sum() for name, values in per_step.items()}
                 _check_finite(per_step["loss"], sums, state.global_step, epoch + 1)
                 state.global_step += len(bounds)
                 state.epoch = epoch + 1
                 record = {"epoch": state.epoch, "step": state.global_step}
                 record.update({name: total.item() / n_seen for name, total in sums.items()})
+                if config.nonfinite == "skip":
+                    record["skipped_batches"] = len(bounds) - len(kept)
                 if val is not None:
                     record.update({f"val_{k}": v.item() for k, v in _evaluate(module, val, config.batch_size, seed + 2).items()})
                 diagnostics_rng = torch.Generator(device=device).manual_seed(seed + 3)
@@ -242,8 +252,36 @@ def train(
     return TrainResult(state.history, state.best_epoch, stopped_early)
 
 
+class _NonFiniteGradient(Exception):
+    """Raised before an optimiser step whose gradients are not all finite (``nonfinite="skip"``)."""
+
+
+def _refuse_nonfinite_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+        raise _NonFiniteGradient
+
+
+def _step(module, batch: Batch, optimizers, generator, stream, config: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """One ``train_step``. With ``nonfinite="skip"`` a batch whose gradients or loss are not finite
+    updates nothing from that point on and is left out of the epoch's record (None)."""
+    if config.nonfinite != "skip":
+        return module.train_step(batch, optimizers, generator, stream)
+    hooks = [opt.register_step_pre_hook(_refuse_nonfinite_step) for opt in optimizers.values()]
+    try:
+        terms = module.train_step(batch, optimizers, generator, stream)
+    except _NonFiniteGradient:
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return terms if bool(torch.isfinite(terms["loss"])) else None
+
+
 def _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state: LoopState, n_done: int, order: torch.Tensor,
-                       steps: list[dict[str, torch.Tensor]], best_weights, config: TrainConfig) -> None:
+                       steps: list[dict[str, torch.Tensor]], kept: list[int], best_weights, config: TrainConfig) -> None:
     """A checkpoint after ``n_done`` steps of the current epoch: with the epoch's data order and its
     terms so far, resuming from it continues the epoch exactly as if it had not stopped."""
     terms = {f"term/{name}": torch.stack([t[name] for t in steps]) for name in steps[0]}
@@ -251,8 +289,8 @@ def _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state: LoopState, n_d
     _check_weights_finite(module, state.epoch + 1)
     inside = copy.copy(state)
     inside.step_in_epoch = n_done
-    save_checkpoint(ckpt_dir, module, optimizers, rngs, inside, best_weights=best_weights, extra={"order": order, **terms},
-                    keep=config.keep_checkpoints)
+    extra = {"order": order, "kept": torch.tensor(kept, dtype=torch.long), **terms}
+    save_checkpoint(ckpt_dir, module, optimizers, rngs, inside, best_weights=best_weights, extra=extra, keep=config.keep_checkpoints)
 
 
 def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step0: int, epoch: int) -> None:
@@ -262,8 +300,9 @@ def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step
         finite = torch.isfinite(step_losses)
         first = int((~finite).nonzero()[0, 0]) if not bool(finite.all()) else 0
         raise NonFiniteLossError(
-            f"non-finite {', '.join(bad_terms) or 'loss'} at step {step0 + first + 1} (epoch {epoch}); training stopped and "
-            "no checkpoint was written from it. Lower the learning rate or check the data's scale."
+            f"non-finite {', '.join(bad_terms) or 'loss'} at step {step0 + first + 1} (epoch {epoch}; a non-finite gradient shows "
+            "as the next step's loss); training stopped and no checkpoint was written from it. Lower the learning rate, check "
+            "the data's scale, or pass nonfinite='skip' to skip such batches."
         )
 
 
