@@ -4,7 +4,7 @@ examples alone (issue 4, spec §5).
 digits: rows 0–1199 are the training pool, of which only ``--labels-per-class`` per class keep
 their label (the rest are marked −1); rows 1200–1796 are the test set. The baseline is the
 discriminator's own MLP (same widths, LeakyReLU, C outputs) trained with cross-entropy on the
-labelled rows only, Adam, the same number of epochs; both are reported as test accuracy over
+labelled rows only, Adam with the discriminator's learning rate and betas, as many updates; both are reported as test accuracy over
 several seeds (the labelled subset is redrawn per seed).
 
     python benchmarks/gan_semisupervised.py --labels-per-class 10 --seeds 3
@@ -30,7 +30,7 @@ def labelled_subset(y: np.ndarray, per_class: int, rng: np.random.Generator) -> 
     return np.sort(keep)
 
 
-def supervised_only(X, y, hidden, epochs, seed, lr=2e-4):
+def supervised_only(X, y, hidden, epochs, seed, lr):
     torch.manual_seed(seed)
     net = MLP(X[0].size, hidden, int(y.max()) + 1, activation="leaky_relu")
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -63,7 +63,7 @@ def main():
         gan = genlab.GAN(semi_supervised=True, epochs=args.epochs, random_state=seed).fit(X_pool, partial)
         gan_seconds = time.perf_counter() - start
         hidden = tuple(m.out_features for m in gan.module_.discriminator.modules() if isinstance(m, torch.nn.Linear))[:-1]
-        net = supervised_only(X_pool[keep], y_pool[keep], hidden, args.epochs, seed)
+        net = supervised_only(X_pool[keep], y_pool[keep], hidden, args.epochs, seed, lr=gan.module_.config.lr_d)
         with torch.no_grad():
             base_acc = float((net(torch.from_numpy(X_test.reshape(len(X_test), -1))).argmax(1).numpy() == y_test).mean())
         rows.append((seed, gan.score(X_test, y_test), base_acc, gan_seconds))
