@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], formatter_class=_formatter, help="train the demo models on digits",
                        description="Train the demo models on the built-in digits: a conv autoencoder, the linear (PCA) "
-                                   "autoencoder, a VAE with a 2-D latent and a conditional VAE.",
+                                   "autoencoder, a VAE with a 2-D latent, a conditional VAE and a conditional GAN.",
                        epilog="example:\n  genlab demo --out runs/demo")
     p.add_argument("--out", default="runs/demo", metavar="DIR")
     p.add_argument("--overwrite", action="store_true")
@@ -424,12 +424,15 @@ def _cmd_demo(args) -> int:
             "ae-linear": ("ae", {"arch": "linear", "latent_dim": 10, "random_state": 0}),
             "vae-2d": ("vae", {"latent_dim": 2, "epochs": 2 * args.epochs, "random_state": 0}),
             "cvae": ("vae", {"latent_dim": 8, "conditional": True, "epochs": 2 * args.epochs, "random_state": 0}),
+            "gan": ("gan", {"conditional": True, "epochs": 5 * args.epochs, "random_state": 0}),
         }
         for name, (family, params) in runs.items():
             print(f"demo: training {name} on digits")
             est = train_run(RunSettings(family, "digits", params), Path(root) / name, verbose=1)
             last = est.history_[-1]
-            print(f"demo: {name} validation loss {last.get('val_loss', last['loss']):.4f} -> {Path(args.out) / name}")
+            summary = (f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}" if "d_real" in last
+                       else f"validation loss {last.get('val_loss', last['loss']):.4f}")
+            print(f"demo: {name} {summary} -> {Path(args.out) / name}")
     print(f"demo: wrote {args.out} (open the PNGs in each run directory)")
     return 0
 

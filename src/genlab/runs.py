@@ -223,8 +223,8 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None,
             n_classes = est.n_classes_
             samples = est.sample(8 * n_classes, random_state=0).reshape(8, n_classes, *est.input_shape_)
             samples, n_cols = samples.transpose(1, 0, *range(2, samples.ndim)).reshape(-1, *est.input_shape_), 8
-        else:
-            samples, n_cols = est.sample(64, random_state=0), 16
+        else:  # 2-D points are drawn as a scatter: enough of them to show the density
+            samples, n_cols = est.sample(1000 if est.input_shape_ == (2,) else 64, random_state=0), 16
         written.append(plots.save_samples(run_dir / "samples.png", to_model(samples), n_cols=n_cols,
                                           title=f"{name}: samples" + (" (one row per class)" if labels else ""),
                                           value_range=plots.display_range(to_model(show))))
