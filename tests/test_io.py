@@ -1,6 +1,8 @@
 """Saving and loading: identical outputs, and loading never executes code from the files."""
 
+import ast
 import json
+import pathlib
 import pickle
 
 import numpy as np
@@ -10,6 +12,8 @@ from safetensors.torch import save_file
 
 import genlab
 from genlab import Autoencoder, ModelFileError
+from genlab.cli import main
+from genlab.training.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +85,14 @@ def _set(d, key, value):
     (lambda m: _set(m, "format", "other"), "not a genlab model"),
     (lambda m: {**m, "params": {**m["params"], "latent_dim": 5}}, "does not match"),
     (lambda m: {**m, "params": {**m["params"], "arch": "rnn"}}, "arch"),
+    # sizes edited consistently in the parameters and the architecture: refused before anything that large is built
+    (lambda m: {**m, "params": {**m["params"], "latent_dim": 10**9},
+                "module": {**m["module"], "config": {**m["module"]["config"], "latent_dim": 10**9}}}, "shape"),
+    (lambda m: {**m, "params": {**m["params"], "latent_dim": 2**62}}, "does not describe a valid Autoencoder"),
+    (lambda m: {**m, "fitted": {**m["fitted"], "input_shape_": ["x"]}}, "does not describe a valid Autoencoder"),
+    (lambda m: {**m, "fitted": {**m["fitted"], "n_features_in_": float("inf")}}, "does not describe a valid Autoencoder"),
+    (lambda m: {**m, "fitted": {**m["fitted"], "scaling_": "x"}}, "does not describe a valid Autoencoder"),
+    (lambda m: {**m, "module": 5}, "does not match"),
 ])
 def test_malformed_model_json(saved, tmp_path, edit, match):
     with pytest.raises(ModelFileError, match=match):
@@ -118,12 +130,126 @@ def test_truncated_and_missing_files(saved, tmp_path):
         genlab.load(tmp_path)
 
 
-def test_package_source_has_no_unsafe_loaders():
-    import pathlib
-    import re
+# --- loading never executes code: the package source, and checkpoints carrying a payload -------------
 
+UNPICKLING_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "joblib", "marshal", "shelve"}
+
+
+def _dotted(node) -> str:
+    """``np.lib.format.read_array`` for the expression of a call's function ('' when it is not a plain name)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
+
+
+def _is_constant(keywords: dict, key: str, value) -> bool:
+    return isinstance(keywords.get(key), ast.Constant) and keywords[key].value is value
+
+
+def unsafe_loaders(source: str) -> list[str]:
+    """Lines of ``source`` that import an unpickling module, call torch.load without weights_only=True,
+    pass allow_pickle anything but False, load TorchScript or YAML, or call eval/exec."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"{node.lineno}: import {m}" for m in modules if m.split(".")[0] in UNPICKLING_MODULES]
+        elif isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            if name.split(".")[0] in UNPICKLING_MODULES:
+                found.append(f"{node.lineno}: {name}")
+            keywords = {k.arg: k.value for k in node.keywords}
+            if name.split(".")[-1] == "load" and name.split(".")[0] == "torch" and not _is_constant(keywords, "weights_only", True):
+                found.append(f"{node.lineno}: {name} without weights_only=True")
+            if "allow_pickle" in keywords and not _is_constant(keywords, "allow_pickle", False):
+                found.append(f"{node.lineno}: {name}(allow_pickle=...)")
+            if None in keywords and name.split(".")[-1] == "load":  # load(**options): cannot tell, refuse
+                found.append(f"{node.lineno}: {name}(**...)")
+            if name in ("eval", "exec", "builtins.eval", "builtins.exec") or name.endswith(
+                    ("jit.load", "yaml.load", "yaml.unsafe_load", "read_pickle")):
+                found.append(f"{node.lineno}: {name}")
+    return found
+
+
+def test_unsafe_loader_scan_catches_what_it_should():
+    bad = """
+import pickle
+from joblib import load
+import _pickle as cp
+a = pickle.loads(b)
+b = np.load(path, allow_pickle=True)
+c = numpy.lib.format.read_array(f, allow_pickle=flag)
+d = torch.load(path)
+e = torch.load(path, weights_only=False)
+f = torch.load(
+    path,
+    map_location="cpu",
+)
+g = torch.jit.load(path)
+h = eval(text)
+i = np.load(path, **options)
+"""
+    assert {int(hit.split(":")[0]) for hit in unsafe_loaders(bad)} == {2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16}
+    good = """
+a = np.load(path, allow_pickle=False)
+b = np.load(path, mmap_mode="r")
+c = torch.load(path, map_location=device(x), weights_only=True)
+d = safetensors.torch.load_file(path)
+e = module.eval()
+"""
+    assert unsafe_loaders(good) == []
+
+
+def test_package_source_has_no_unsafe_loaders():
     root = pathlib.Path(genlab.__file__).parent
-    pattern = re.compile(r"pickle\.loads?\(|allow_pickle\s*=\s*True|torch\.load\((?![^)]*weights_only=True)")
-    offenders = [f"{p.name}:{i}" for p in root.rglob("*.py")
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    sources = sorted(root.rglob("*.py"))
+    assert root / "training" / "checkpoint.py" in sources and root / "io.py" in sources
+    offenders = [f"{p.relative_to(root)}:{hit}" for p in sources for hit in unsafe_loaders(p.read_text())]
     assert offenders == []
+
+
+def _checkpoint_parts():
+    module = torch.nn.Linear(3, 2)
+    return module, {"main": torch.optim.Adam(module.parameters())}, {"data": torch.Generator().manual_seed(0)}
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_checkpoint_with_a_pickle_payload_is_refused_and_not_run(writer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "step-000000001.safetensors"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps({"model/weight": _Payload()}))
+    else:  # a zip of pickles: what torch.save writes, and torch.load(weights_only=False) would run
+        torch.save({"model/weight": _Payload()}, path)
+    with pytest.raises(ModelFileError, match="could not be read"):
+        load_checkpoint(path, *_checkpoint_parts())
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_model_weights_written_by_torch_save_are_refused_and_not_run(saved, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = _copy(saved[1], tmp_path)
+    torch.save({"module/encoder.net.0.weight": _Payload()}, bad / "model.safetensors")
+    with pytest.raises(ModelFileError, match="not a readable safetensors"):
+        genlab.load(bad)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_resume_from_a_pickle_payload_checkpoint_is_a_user_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "ae", "--data", "onehot8", "--hidden", "4", "--latent-dim", "2", "--epochs", "1", "--seed", "0", "--quiet"]
+    assert main([*argv, "--out", str(run)]) == 0
+    capsys.readouterr()
+    checkpoints = [p for p in (run / "checkpoints").iterdir() if p.suffix == ".safetensors"]
+    assert checkpoints
+    for p in checkpoints:
+        p.write_bytes(pickle.dumps(_Payload()))
+    code = main(["train", "--resume", str(run), "--epochs", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "checkpoint" in err
+    assert not (tmp_path / "PWNED").exists()

@@ -9,6 +9,10 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+# Class ids size the one-hot inputs of conditional models: an id like 10**12 (a user id, a year, a
+# corrupt file) would try to build a layer that large. Labels are 0..C-1 with C at most this.
+MAX_CLASSES = 10_000
+
 
 def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Validate samples: (n, d) vectors or (n, c, h, w) images, real numbers, finite, n >= 1.
@@ -64,6 +68,11 @@ def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
             raise InvalidInputError(f"{name} must hold integer class labels 0..C-1; got dtype {arr.dtype}.")
     if arr.min() < 0:
         raise InvalidInputError(f"{name} has negative labels (min {arr.min()}); use 0..C-1.")
+    if arr.max() >= MAX_CLASSES:
+        raise InvalidInputError(
+            f"{name} has class id {arr.max()}, but genlab takes class ids 0..C-1 with at most {MAX_CLASSES} classes; "
+            "renumber them, e.g. y = np.unique(y, return_inverse=True)[1]."
+        )
     return arr.astype(np.int64, copy=False)
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from . import __version__
 from ._fileio import atomic_write_bytes, atomic_write_text
 from .data.scaling import Scaling
-from .errors import InvalidInputError, ModelFileError
+from .errors import ModelFileError
 
 FORMAT = "genlab-model"
 FORMAT_VERSION = 1
@@ -119,18 +119,22 @@ def load(path: str | Path):
                 setattr(estimator, key, tuple(value))
         estimator.input_shape_ = tuple(int(s) for s in fitted["input_shape_"])
         estimator.n_features_in_ = int(fitted["n_features_in_"])
-        estimator.n_classes_ = fitted["n_classes_"]
+        estimator.n_classes_ = None if fitted["n_classes_"] is None else int(fitted["n_classes_"])
         estimator.seed_ = int(fitted["seed_"])
         estimator.scaling_ = Scaling.from_dict(fitted["scaling_"])
         estimator.history_ = list(fitted["history_"])
-        module = estimator._build_module(estimator.input_shape_, estimator.n_classes_)
-    except (KeyError, TypeError, InvalidInputError) as exc:
+        # shapes only, nothing allocated: an edited size (latent_dim=10**9) must not build before it is checked
+        with torch.device("meta"):
+            skeleton = estimator._build_module(estimator.input_shape_, estimator.n_classes_)
+    # ValueError (InvalidInputError among them), OverflowError: int() of text or inf; RuntimeError: sizes torch refuses
+    except (KeyError, TypeError, IndexError, ValueError, OverflowError, RuntimeError) as exc:
         raise ModelFileError(f"{path / MODEL_JSON} does not describe a valid {name} ({type(exc).__name__}: {exc}).") from None
-    if _jsonable(dataclasses.asdict(module.config)) != meta.get("module", {}).get("config"):
+    stored = meta.get("module")
+    if not isinstance(stored, dict) or _jsonable(dataclasses.asdict(skeleton.config)) != stored.get("config"):
         raise ModelFileError(f"{path / MODEL_JSON}: the stored architecture does not match what its parameters build "
                              "(file edited, or written by an incompatible genlab).")
     tensors = _read_tensors(path / MODEL_WEIGHTS)
-    expected = {f"module/{k}": v for k, v in module.state_dict().items()}
+    expected = {f"module/{k}": v for k, v in skeleton.state_dict().items()}
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(k for k in set(tensors) - set(expected) if not k.startswith("fitted/"))
     if missing or extra:
@@ -143,6 +147,7 @@ def load(path: str | Path):
     for key, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ModelFileError(f"{path / MODEL_WEIGHTS}: tensor {key} contains NaN or infinity.")
+    module = estimator._build_module(estimator.input_shape_, estimator.n_classes_)  # as large as the file: now safe
     module.load_state_dict({k[len("module/"):]: v for k, v in tensors.items() if k.startswith("module/")})
     from .training import resolve_device
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import os
+import tokenize
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,9 +21,10 @@ import numpy as np
 
 from ..errors import DataError
 
-# A gzipped IDX file is inflated incrementally and never beyond this many bytes (nor beyond what its
-# header declares), so a "gzip bomb" fails fast instead of eating memory.
+# Compressed data (a gzipped IDX file, a member of a .npz archive) is never inflated beyond this many
+# bytes, nor beyond what its header declares, so a "gzip bomb" fails fast instead of eating memory.
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+_FLOAT32_MAX = np.finfo(np.float32).max  # a float32 scalar, so float16 data compares in float32 too
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SUPPORTED_FORMATS = (
@@ -64,6 +68,11 @@ def _open_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise DataError(f"{path} is not a .npy file (no NumPy header): write it with np.save.")
+        f.seek(0)
+        try:
+            _check_npy_header(f, path.stat().st_size, str(path))
+        except ValueError as err:
+            raise DataError(f"cannot read {path} as a .npy array ({err}); write it again with np.save.") from err
     try:
         # memory-mapped, so a file larger than RAM can still be trained on; never unpickle
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -90,11 +99,12 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                         "Save it under the key 'X' (labels, if any, under 'y')."
                     )
                 data_key = others[0]
-            X = archive[data_key]
-            labels = None if label_key is None else archive[label_key]
+            X = _npz_member(path, archive, data_key)
+            labels = None if label_key is None else _npz_member(path, archive, label_key)
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+    # NotImplementedError / RuntimeError: zipfile's words for an unknown compression method / an encrypted member
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:
         raise DataError(f"cannot read {path} as a .npz archive of numeric arrays, without pickle ({err}).") from err
     where = f"{path}['{data_key}']"
     X = _array_from(path, X, where=where)
@@ -102,8 +112,40 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return _finish(path, X, y, where=where)
 
 
+def _npz_member(path: Path, archive, key: str) -> np.ndarray:
+    """One array of an open .npz, read only after its sizes are checked: never inflated past the cap, and
+    never allocated past the bytes the member holds (NumPy allocates what the header declares before reading)."""
+    name = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+    info = archive.zip.getinfo(name)
+    where = f"{path}['{key}']"
+    if info.file_size > MAX_DECOMPRESSED_BYTES:
+        raise DataError(
+            f"{where} inflates to {info.file_size} bytes, more than the limit of {MAX_DECOMPRESSED_BYTES}: refusing to read it."
+        )
+    with archive.zip.open(info) as member:
+        _check_npy_header(member, info.file_size, where)
+    return archive[key]
+
+
+def _check_npy_header(f, available: int, where: str) -> None:
+    """Refuse a .npy stream whose header declares more bytes than the ``available`` ones (NumPy would
+    allocate or map them before noticing); ValueError when there is no valid header."""
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        shape, _, dtype = read_header(f)
+    except (TypeError, SyntaxError, tokenize.TokenError) as err:  # NumPy's parser lets these through for mangled headers
+        raise ValueError(f"unreadable .npy header ({type(err).__name__}: {err})") from err
+    # the second test: NumPy's int64 size arithmetic would overflow (possible when some other dimension is 0)
+    if math.prod(shape) * dtype.itemsize > available or math.prod(d for d in shape if d) * dtype.itemsize >= 2**63:
+        raise DataError(
+            f"{where} declares shape {shape} of {dtype} but holds only {available} bytes: "
+            "the file is truncated or corrupt; write it again with np.save/np.savez."
+        )
+
+
 def _array_from(path: Path, X: np.ndarray, *, where: str | None = None) -> np.ndarray:
-    """Check the dtype and bring the shape to (n, d) or (n, c, h, w); uint8 stays uint8, numbers -> float32."""
+    """Check the dtype and bring the shape to (n, d) or (n, c, h, w); the dtype is left to :func:`_finish`."""
     where = where or str(path)
     if X.dtype.kind not in "biuf":
         raise DataError(f"{where} has dtype {X.dtype}, not numbers: store numeric data (e.g. float32 or uint8).")
@@ -123,7 +165,7 @@ def _array_from(path: Path, X: np.ndarray, *, where: str | None = None) -> np.nd
         raise DataError(f"{where} has shape {X.shape}: expected (n, d) vectors or (n, h, w) / (n, c, h, w) images.")
     if X.shape[0] == 0 or X.size == 0:
         raise DataError(f"{where} has shape {X.shape}: no data. Store at least one non-empty sample.")
-    return X if X.dtype in (np.uint8, np.float32) else X.astype(np.float32)
+    return X
 
 
 def _labels_from(path: Path, labels: np.ndarray, n: int, *, where: str) -> np.ndarray:
@@ -140,7 +182,8 @@ def _labels_from(path: Path, labels: np.ndarray, n: int, *, where: str) -> np.nd
     if labels.dtype.kind not in "biuf":
         raise DataError(f"{where} has dtype {labels.dtype}: labels must be integers or strings.")
     if labels.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
+        # beyond 2**53 a float no longer holds an exact integer (and may not fit in int64)
+        bad = np.flatnonzero(~(np.abs(labels) <= 2.0**53) | (labels != np.round(labels)))
         if bad.size:
             raise DataError(
                 f"{where}[{bad[0]}] = {labels[bad[0]]} is not an integer class id; labels must be whole numbers."
@@ -151,19 +194,21 @@ def _labels_from(path: Path, labels: np.ndarray, n: int, *, where: str) -> np.nd
 def _finish(
     path: Path, X: np.ndarray, y: np.ndarray | None, *, where: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check every value is finite, in chunks so a memory-mapped array is never loaded whole."""
+    """Check every value is finite in float32, in chunks so a memory-mapped array is never loaded whole;
+    uint8 stays uint8, other numbers become float32."""
     if X.dtype.kind == "f":
         chunk = max(1, 2**24 // max(1, X[0].size))
         for start in range(0, len(X), chunk):
             block = np.asarray(X[start : start + chunk])
-            bad = np.argwhere(~np.isfinite(block))
+            bad = np.argwhere(~(np.abs(block) <= _FLOAT32_MAX))  # NaN, ±inf, or too large for float32
             if bad.size:
                 index = (start + int(bad[0][0]), *(int(i) for i in bad[0][1:]))
                 raise DataError(
                     f"{where or path} has a non-finite value {block[tuple(bad[0])]} at sample {index[0]} "
-                    f"(index {list(index)}): remove or impute NaN/inf values."
+                    f"(index {list(index)}): remove or impute NaN/inf values (and rescale any beyond ±3.4e38, "
+                    "the float32 range)."
                 )
-    return X, y
+    return (X if X.dtype in (np.uint8, np.float32) else X.astype(np.float32)), y
 
 
 # --- text tables: .csv / .tsv / .txt ---------------------------------------------------------------
@@ -243,11 +288,12 @@ def read_text_table(path: Path, *, label_column: str | int | None = None) -> tup
                     raise DataError(
                         f"{place(i, j)} {what}. Every field must be numeric (fill in or drop the row)."
                     ) from None
-    bad = np.argwhere(~np.isfinite(X))
+    bad = np.argwhere(~(np.abs(X) <= _FLOAT32_MAX))  # NaN, ±inf, or too large for float32
     if bad.size:
         i, k = (int(v) for v in bad[0])
         raise DataError(
-            f"{place(i, feature_cols[k])} is {body[i][1][feature_cols[k]]!r}, not finite: remove or impute it."
+            f"{place(i, feature_cols[k])} is {body[i][1][feature_cols[k]]!r}, not finite in float32: "
+            "remove or impute it (or rescale values beyond ±3.4e38)."
         )
     y = None
     if label_index is not None:
@@ -298,7 +344,7 @@ def _read_idx_payload(path: Path, magic: int, ndim: int) -> tuple[tuple[int, ...
             dims = tuple(int.from_bytes(head[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
             if 0 in dims:
                 raise DataError(f"{path} declares dimensions {dims}: no data.")
-            size = int(np.prod(dims))
+            size = math.prod(dims)  # exact: NumPy's int64 product can wrap around for forged headers
             if not gz:
                 actual = path.stat().st_size - len(head)
                 if actual != size:
@@ -309,7 +355,8 @@ def _read_idx_payload(path: Path, magic: int, ndim: int) -> tuple[tuple[int, ...
                 return dims, np.memmap(path, dtype=np.uint8, mode="r", offset=len(head), shape=(size,))
             if size > MAX_DECOMPRESSED_BYTES:
                 raise DataError(
-                    f"{path} declares {size} bytes of data, more than the limit of {MAX_DECOMPRESSED_BYTES}."
+                    f"{path} declares {size} bytes of data, more than the limit of {MAX_DECOMPRESSED_BYTES} "
+                    "for gzipped files; decompress it first (gunzip) to read it memory-mapped."
                 )
             payload = np.empty(size, dtype=np.uint8)
             view, filled = memoryview(payload), 0
@@ -405,9 +452,16 @@ def _read_image(p: Path) -> np.ndarray:
     if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{p} is not an image file: an image folder may only hold PNG/JPEG/BMP/GIF files.")
     try:
-        with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
-            if img.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"):
-                raise DataError(f"{p} has pixel mode {img.mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
-            return np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those (possible decompression bombs) too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
+                if img.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"):
+                    raise DataError(f"{p} has pixel mode {img.mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
+                return np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
+    except DataError:
+        raise
+    # Pillow's words for a corrupt file: OSError and SyntaxError mostly, ValueError/TypeError/EOFError from some decoders
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError,
+            ValueError, TypeError, EOFError) as err:
         raise DataError(f"{p} is not a readable PNG/JPEG/BMP/GIF image ({err}); re-export or remove it.") from err

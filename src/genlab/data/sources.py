@@ -248,7 +248,9 @@ def load(
         A built-in name (see :data:`BUILTIN_NAMES`; a built-in name wins over a file of the same name,
         write ``./digits`` for the file) or the path of a .npy, .npz, .csv/.tsv/.txt file, an MNIST IDX
         images file (``*-images-idx3-ubyte[.gz]``, labels read from the matching ``labels-idx1`` file)
-        or a folder of images (one sub-folder per class gives labels).
+        or a folder of images (one sub-folder per class gives labels). Compressed data (a gzipped IDX
+        file, a .npz member) is never inflated past ``genlab.data.files.MAX_DECOMPRESSED_BYTES``
+        (2 GiB) nor past what its header declares; images past Pillow's ``MAX_IMAGE_PIXELS`` are refused.
     split : {"train", "test"}, optional
         The standard split, for sources that have one (``mnist-5k``: 400/100 per class).
     n_samples : int, optional

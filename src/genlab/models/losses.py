@@ -22,6 +22,9 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 RECONSTRUCTION_LOSSES = {"mse": squared_error, "bce": bernoulli_nll}
 
 LOG_2PI = math.log(2.0 * math.pi)
+# Gaussian log-variances produced by a network are clamped to this range: exp(±logvar) stays finite in float32
+# (it overflows past 88), so the KL and the likelihoods below stay finite however far the network drifts
+LOGVAR_RANGE = (-30.0, 20.0)
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

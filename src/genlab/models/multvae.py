@@ -19,7 +19,7 @@ from scipy import sparse
 
 from ..nets import MLP
 from .base import Batch, GenerativeModule
-from .losses import gaussian_kl, multinomial_nll
+from .losses import LOGVAR_RANGE, gaussian_kl, multinomial_nll
 
 RANKING_CUTOFFS = {"ndcg_at_100": 100, "recall_at_20": 20, "recall_at_50": 50}
 
@@ -60,7 +60,7 @@ class MultVAEModule(GenerativeModule):
         if not self.config.variational:
             return out, None
         mu, logvar = out.chunk(2, dim=1)
-        return mu, logvar
+        return mu, logvar.clamp(*LOGVAR_RANGE)  # as in the VAE: exp(logvar) would overflow past 88
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Item logits for each user row (posterior mean code, no dropout): higher ranks first."""

@@ -21,6 +21,7 @@ from torch import nn
 from ..nets import MLP, ConvDecoder, ConvEncoder
 from .base import Batch, GenerativeModule
 from .losses import (
+    LOGVAR_RANGE,
     bernoulli_nll,
     gaussian_kl,
     gaussian_nll,
@@ -30,7 +31,6 @@ from .losses import (
     multinomial_nll,
 )
 
-LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) and its inverse finite in float32
 DIAGNOSTIC_SAMPLES = 500  # per-epoch collapse diagnostics use a fixed random subset of this size (~1.5% of an mnist-5k epoch)
 
 

@@ -114,6 +114,19 @@ def list_checkpoints(directory: Path) -> list[str]:
     return [n for n in names if isinstance(n, str) and (directory / n).is_file()]
 
 
+def _loop_state(raw) -> LoopState:
+    """The loop state from JSON, with every field's type checked (a wrong one raises TypeError)."""
+    state = LoopState(**raw)
+    counters = (state.epoch, state.global_step, state.best_epoch, state.bad_epochs, state.step_in_epoch)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counters):
+        raise TypeError("loop counters must be non-negative integers")
+    if not isinstance(state.best_value, (int, float)) or isinstance(state.best_value, bool):
+        raise TypeError("best_value must be a number")
+    if not isinstance(state.history, list) or not all(isinstance(r, dict) for r in state.history):
+        raise TypeError("history must be a list of records")
+    return state
+
+
 def load_checkpoint(
     path: Path,
     module: torch.nn.Module,
@@ -131,21 +144,23 @@ def load_checkpoint(
         meta = json.loads(raw_meta)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"checkpoint {path} could not be read ({exc}).") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"checkpoint {path} has format version {meta.get('format_version')}; this genlab reads {FORMAT_VERSION}.")
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise ModelFileError(f"checkpoint {path} has format version {version}; this genlab reads {FORMAT_VERSION}.")
     model_sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-    try:
+    try:  # any inconsistency in the file — names, shapes, dtypes, JSON types — is the file's fault
+        if any(v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in model_sd.values()):
+            raise ValueError("non-finite weights")
         module.load_state_dict(model_sd, strict=True)
         for name, opt in optimizers.items():
             _optimizer_from_flat(name, opt, meta["optimizers"][name], tensors)  # load_state_dict moves to device
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise ModelFileError(f"checkpoint {path} does not match this model ({exc}).") from None
-    for name, gen in rngs.items():
-        gen.set_state(tensors[f"rng/{name}"])
+        for name, gen in rngs.items():
+            gen.set_state(tensors[f"rng/{name}"])
+        state = _loop_state(meta["state"])
+        if state.step_in_epoch and not {"extra/order", "extra/kept"} <= tensors.keys():
+            raise KeyError("the data order of the interrupted epoch")
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"checkpoint {path} does not match this model or is damaged ({type(exc).__name__}: {exc}).") from None
     best = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")} or None
     extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
-    try:
-        state = LoopState(**meta["state"])
-    except TypeError as exc:
-        raise ModelFileError(f"checkpoint {path} has an unknown loop state ({exc}).") from None
     return state, best, extra
