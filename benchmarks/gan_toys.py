@@ -34,21 +34,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import genlab  # noqa: E402
+from genlab.evaluate import mode_coverage  # noqa: E402
 
 LOSSES = ("minimax", "nonsaturating", "wasserstein", "hinge")
 DATASETS = ("ring8", "grid25")
 FIGURES = Path(__file__).resolve().parent / "figures"
-
-
-def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float, n_std: float = 3.0) -> dict:
-    """Spec §1.4: a sample is high quality within ``n_std`` standard deviations of some centre; a mode
-    is captured when it is the nearest centre of at least one high-quality sample."""
-    dist = np.linalg.norm(samples[:, None, :] - centres[None, :, :], axis=2)  # (n, m)
-    nearest, closest = dist.argmin(axis=1), dist.min(axis=1)
-    good = closest <= n_std * std
-    counts = np.bincount(nearest[good], minlength=len(centres))  # high-quality samples per mode
-    return {"modes": int((counts > 0).sum()), "n_modes": len(centres), "high_quality": float(good.mean()),
-            "counts": counts, "median_distance": float(np.median(closest))}
 
 
 def scatter(path: Path, samples: np.ndarray, centres: np.ndarray, std: float, title: str) -> None:
