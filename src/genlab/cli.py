@@ -17,7 +17,6 @@ import numpy as np
 from . import __version__, datasets
 from ._params import Param
 from .errors import InvalidInputError
-from .estimators.recommend import MULTVAE_PARAMS
 from .runs import FAMILIES, label_kwargs, read_config, resume_run, split_settings, train_run, write_array
 from .training import NonFiniteLossError
 
@@ -161,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, default=None, help="conditional models: generate this class (default: cycle classes)")
     p.add_argument("--overwrite", action="store_true")
 
-    _add_recommend(sub, common)
+    from .cli_recommend import add_recommend
+
+    add_recommend(sub, common)
 
     sub.add_parser("datasets", parents=[common], help="list the built-in data sources and file formats",
                    description="List the built-in data sources (with shapes) and the file formats --data accepts.",
@@ -175,80 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--epochs", type=int, default=30)
     return parser
-
-
-def _add_recommend(sub, common) -> None:
-    def wrapped(text: str) -> str:  # the raw formatter keeps line breaks as written
-        return textwrap.fill(text, 100)
-
-    rec = sub.add_parser("recommend", parents=[common], formatter_class=_formatter,
-                         help="recommend items with a Mult-VAE: fit, evaluate, predict",
-                         description=wrapped("Collaborative filtering with a variational autoencoder (Mult-VAE, Liang et al. "
-                                             "2018) on a user,item[,rating][,timestamp] table such as MovieLens' ratings.csv "
-                                             "or u.data."),
-                         epilog=textwrap.dedent("""\
-                             examples:
-                               genlab recommend fit --ratings ml-latest-small/ratings.csv --out runs/rec
-                               genlab recommend evaluate runs/rec
-                               genlab recommend predict runs/rec --user 42 -n 10
-                               genlab recommend predict runs/rec --all --out recs.csv"""))
-    actions = rec.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
-
-    fit = actions.add_parser("fit", parents=[common], formatter_class=_formatter, help="fit a recommender into a run directory",
-                             description=wrapped(
-                                 "Read the table (ratings >= --threshold are interactions), split the users into train, "
-                                 "validation and test users, fit the model and write RUN_DIR: config.toml, interactions.npz, "
-                                 "model/, metrics.jsonl, training_curves.png, report.html. The test users are never seen in "
-                                 "fitting; the model holds out the validation users itself and keeps the epoch with the best "
-                                 "validation NDCG@100."),
-                             epilog=textwrap.dedent("""\
-                                 examples:
-                                   genlab recommend fit --ratings ml-latest-small/ratings.csv --out runs/rec
-                                   genlab recommend fit --ratings ml-100k/u.data --model multdae --epochs 50 --seed 0 --out runs/dae
-                                   genlab recommend fit --ratings plays.tsv --implicit --min-interactions 10 --out runs/plays"""))
-    fit.add_argument("--ratings", required=True, metavar="FILE",
-                     help="CSV/TSV of user,item[,rating][,timestamp] rows (header optional, separator sniffed)")
-    fit.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
-    fit.add_argument("--model", choices=("multvae", "multdae"), default="multvae", help="Mult-VAE (default) or Mult-DAE")
-    fit.add_argument("--threshold", type=float, default=3.5, metavar="X",
-                     help="a rating >= this is an interaction, lower ones are dropped (default 3.5)")
-    fit.add_argument("--implicit", action="store_true", help="every row is an interaction, whatever its rating")
-    fit.add_argument("--min-interactions", type=int, default=5, metavar="N", help="drop users with fewer items (default 5)")
-    fit.add_argument("--sep", default=None, help="column separator, if sniffing the first line gets it wrong")
-    fit.add_argument("--heldout-users", type=int, default=None, metavar="N",
-                     help="validation users and as many test users (default: 10%% of the users each, at most 10000; "
-                          "0: no model selection, nothing to evaluate)")
-    fit.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it exists (only if the new run succeeds)")
-    fit.add_argument("--quiet", action="store_true", help="no progress output")
-    for name, p in MULTVAE_PARAMS.items():
-        if name not in ("verbose", "validation_users"):  # set by --quiet and --heldout-users
-            _add_param(fit, name, p)
-
-    ev = actions.add_parser("evaluate", parents=[common], formatter_class=_formatter, help="rank the test users' held-out items",
-                            description=wrapped(
-                                "Liang et al.'s protocol on the run's test users: give the model a random 80% of each user's "
-                                "items, rank the other 20%; the same for a popularity baseline fitted on the training users. "
-                                "Prints Recall@20, Recall@50, NDCG@100; writes RUN_DIR/metrics.json and RUN_DIR/report.html."),
-                            epilog="examples:\n  genlab recommend evaluate runs/rec\n  genlab recommend evaluate runs/rec --seed 1")
-    ev.add_argument("run", metavar="RUN_DIR")
-    ev.add_argument("--fraction", type=float, default=0.2, metavar="X", help="share of each test user's items to rank (default 0.2)")
-    ev.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fold-in/held-out split (default 0)")
-
-    pr = actions.add_parser("predict", parents=[common], formatter_class=_formatter, help="top-N new items per user",
-                            description=wrapped(
-                                "The best items a user does not have yet (in the table with a rating >= the threshold), in "
-                                "the table's own ids. Score: the decoder's logit (higher is better)."),
-                            epilog=textwrap.dedent("""\
-                                examples:
-                                  genlab recommend predict runs/rec --user 42 -n 10      # rank, item, score per line
-                                  genlab recommend predict runs/rec --all --out recs.csv  # user,rank,item,score for every user"""))
-    pr.add_argument("run", metavar="RUN_DIR")
-    who = pr.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", metavar="ID", help="a user id as it appears in the ratings file")
-    who.add_argument("--all", action="store_true", help="every user of the run (needs --out)")
-    pr.add_argument("-n", type=int, default=10, help="items per user (default 10)")
-    pr.add_argument("--out", metavar="FILE.csv", help="with --all: the CSV to write")
-    pr.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def _cmd_train(args) -> int:
@@ -366,41 +293,6 @@ def _cmd_traverse(args) -> int:
     return 0
 
 
-def _cmd_recommend(args) -> int:
-    from . import recommending
-
-    if args.action == "fit":
-        params = {k: (None if v == "none" else v) for k, v in vars(args).items() if k in MULTVAE_PARAMS}
-        est, run = recommending.fit_run(args.ratings, args.out, model=args.model, params=params, threshold=args.threshold,
-                                        implicit=args.implicit, min_interactions=args.min_interactions, sep=args.sep,
-                                        heldout_users=args.heldout_users, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
-        best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
-        kept = (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best['val_ndcg_at_100']:.4f}" if "val_ndcg_at_100" in best
-                else f"{len(est.history_)} epochs")
-        print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
-              f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; {kept})")
-    elif args.action == "evaluate":
-        result = recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed)
-        rows = [("metric", result["model_class"], "popularity")]
-        rows += [(label, *(f"{v:.4f}" if v is not None else "-" for v in (result["model"][k], result["popularity"][k])))
-                 for k, label in recommending.METRIC_LABELS.items()]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        for r in rows:
-            print("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]))
-        print(f"({result['n_test_users']} test users; wrote {Path(args.run) / 'metrics.json'} and {Path(args.run) / 'report.html'})")
-    elif args.all:
-        if not args.out:
-            raise InvalidInputError("--all writes a CSV: give it with --out FILE.csv")
-        n_rows = recommending.predict_all(args.run, args.out, n=args.n, overwrite=args.overwrite)
-        print(f"wrote {args.out}  ({n_rows} rows: user,rank,item,score)")
-    else:
-        if args.out:
-            raise InvalidInputError("--out goes with --all; --user prints its items")
-        for rank, item, score in recommending.predict_user(args.run, args.user, n=args.n):
-            print(f"{rank}\t{item}\t{score:.6g}")
-    return 0
-
-
 def _cmd_datasets(args) -> int:
     rows = [(s.name, "x".join(map(str, s.shape)), str(s.n_samples), "yes" if s.has_labels else "no",
              s.description if s.available else f"{s.description} [{s.hint}]") for s in datasets.list_sources()]
@@ -435,6 +327,12 @@ def _cmd_demo(args) -> int:
             print(f"demo: {name} {summary} -> {Path(args.out) / name}")
     print(f"demo: wrote {args.out} (open the PNGs in each run directory)")
     return 0
+
+
+def _cmd_recommend(args) -> int:
+    from .cli_recommend import run_recommend
+
+    return run_recommend(args)
 
 
 COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "sample": _cmd_sample,
