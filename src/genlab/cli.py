@@ -160,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, default=None, help="conditional models: generate this class (default: cycle classes)")
     p.add_argument("--overwrite", action="store_true")
 
+    from .cli_evaluate import add_evaluation
     from .cli_recommend import add_recommend
 
+    add_evaluation(sub, common)
     add_recommend(sub, common)
 
     sub.add_parser("datasets", parents=[common], help="list the built-in data sources and file formats",
@@ -335,8 +337,16 @@ def _cmd_recommend(args) -> int:
     return run_recommend(args)
 
 
+def _cmd_evaluation(args) -> int:
+    from . import cli_evaluate
+
+    commands = {"evaluate": cli_evaluate.run_evaluate, "compare": cli_evaluate.run_compare, "report": cli_evaluate.run_report}
+    return commands[args.command](args)
+
+
 COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "sample": _cmd_sample,
             "interpolate": _cmd_interpolate, "traverse": _cmd_traverse, "recommend": _cmd_recommend,
+            "evaluate": _cmd_evaluation, "compare": _cmd_evaluation, "report": _cmd_evaluation,
             "datasets": _cmd_datasets, "demo": _cmd_demo}
 
 
