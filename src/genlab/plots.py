@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
 
@@ -111,8 +112,8 @@ def save_samples(path: str | Path, samples: np.ndarray, title: str = "",
     return fig_path
 
 
-def save_training_curves(path: str | Path, history: list[dict], title: str = "") -> Path | None:
-    """Every logged loss term per epoch (training solid, validation dashed). None if no epochs."""
+def save_training_curves(path: str | Path, history: list[dict], title: str = "", *, n_cols: int = 4) -> Path | None:
+    """Every logged loss term per epoch (training solid, validation dashed), ``n_cols`` panels a row. None if no epochs."""
     records = [r for r in history if r.get("epoch", 0) > 0]
     if not records:
         return None
@@ -120,7 +121,7 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "")
     terms = [k for k in records[0] if k not in skip and not k.startswith(("val_", "kl_dim_"))]
     kl_dims = [k for k in records[0] if k.startswith("kl_dim_")]
     panels = terms + (["KL per latent dimension"] if kl_dims else [])
-    n_cols = min(len(panels), 4)
+    n_cols = min(len(panels), n_cols)
     n_rows = math.ceil(len(panels) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
     epochs = [r["epoch"] for r in records]
@@ -134,6 +135,7 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "")
             for k in kl_dims:
                 ax.plot(epochs, [r[k] for r in records], label=k.replace("kl_dim_", "z"), lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(term, fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, ncol=2 if term not in terms else 1)
@@ -176,6 +178,7 @@ def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", 
             if has_val:
                 ax.plot(epochs, [r[f"val_{panel}"] for r in records], "--", label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("β (KL weight)" if panel == "beta" else panel, fontsize=9)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
@@ -298,6 +301,21 @@ def save_traversal(path: str | Path, grid: np.ndarray, title: str = "", *, row_l
     else:
         fig = plt.figure(figsize=(8, 0.7 * len(grid) + 1.0), layout="constrained")  # the colour bar spans all panels
         _heatmaps(fig, list(grid), row_labels or [f"z{i}" for i in range(len(grid))], vr)
+    return _save(fig, path, title)
+
+
+def save_neighbours(path: str | Path, samples: np.ndarray, neighbours: np.ndarray, distances, title: str = "", *,
+                    value_range: Range | str = "auto") -> Path:
+    """Generated images (top row) over their nearest training images (bottom row), each pair's distance
+    under it: ``samples`` and ``neighbours`` (m, c, h, w) in model units, ``distances`` (m,)."""
+    samples, neighbours = np.asarray(samples), np.asarray(neighbours)
+    vr = _resolve_range(np.concatenate([samples.ravel(), neighbours.ravel()]), value_range)
+    grid, centres, n_cols = _tile_rows([samples, neighbours], vr)
+    w = samples.shape[-1]
+    col_centres = [1 + j * (w + 1) + (w - 1) / 2 for j in range(n_cols)]
+    fig, ax = plt.subplots(figsize=(n_cols * 0.7 + 1.4, 2.2))
+    _show_tiled(ax, grid, centres, ["sample", "nearest\ntraining image"], col_centres, [f"{d:.2f}" for d in distances])
+    ax.set_xlabel("distance (pixel space)", fontsize=7)
     return _save(fig, path, title)
 
 

@@ -18,7 +18,6 @@ whose item counts also make the popularity baseline.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import html
@@ -46,6 +45,7 @@ from .estimators import MultDAE, MultVAE, Popularity
 from .estimators.base import PREDICT_BATCH
 from .evaluate.ranking import top_n
 from .io import load as load_model
+from .report import html as pagestyle
 from .runs import run_directory
 
 MODELS: dict[str, type[MultVAE]] = {"multvae": MultVAE, "multdae": MultDAE}
@@ -301,23 +301,10 @@ def predict_all(run_dir: str | Path, out: str | Path, *, n: int = 10, overwrite:
 
 # --- report ---------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.45;color:#1d1d1f;margin:0 auto;
-max-width:56rem;padding:1rem}
-h1{font-size:1.5rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem}
-.wide{overflow-x:auto;-webkit-overflow-scrolling:touch}
-table{border-collapse:collapse;font-size:.92rem}
-th,td{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:left;vertical-align:top}
-td{overflow-wrap:anywhere}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-img{max-width:100%;height:auto;display:block}
-.note{color:#555;font-size:.92rem}.better{font-weight:600}
-@media (max-width:36rem){body{padding:.6rem}th,td{padding:.25rem .4rem}table{font-size:.85rem}}
-"""
-
 
 def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
     """(Re)write ``run_dir/report.html``: configuration, test metrics against the popularity baseline (once
-    evaluated) and training curves. Self-contained: CSS inline, the figure a base64 PNG, no network requests."""
+    evaluated) and training curves. Self-contained (see :mod:`genlab.report.html`, whose look it shares)."""
     run_dir = Path(run_dir)
     name = name or run_dir.name
     config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
@@ -327,8 +314,7 @@ def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
     split = config.get("split", {})
     model_name = {"multvae": "Mult-VAE", "multdae": "Mult-DAE"}.get(config.get("model"), str(config.get("model")))
     e = html.escape
-    parts = [f"<h1>{e(model_name)} recommender: {e(name)}</h1>",
-             f"<p>{e(str(config.get('ratings', '')))}: {split.get('users', '?')} users × {split.get('items', '?')} items, "
+    parts = [f"<p class=lead>{e(str(config.get('ratings', '')))}: {split.get('users', '?')} users × {split.get('items', '?')} items, "
              f"{split.get('interactions', '?')} interactions. Users: {split.get('train_users', '?')} train, "
              f"{split.get('validation_users', '?')} validation, {split.get('test_users', '?')} test.</p>",
              "<h2>Test metrics</h2>"]
@@ -347,21 +333,15 @@ def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
         parts.append(f"<p>{len(history)} epochs, no validation users: the last epoch is kept.</p>")
     curves = run_dir / CURVES
     if curves.is_file():
-        data = base64.b64encode(curves.read_bytes()).decode("ascii")
-        parts.append(f'<img alt="training curves: loss, nll, kl, beta and validation ranking metrics per epoch" '
-                     f'src="data:image/png;base64,{data}">')
+        parts.append(pagestyle.figure(curves.read_bytes(), "training curves: loss, nll, kl, beta and validation ranking metrics per epoch"))
     if history:
         parts.append("<p class=note>Validation loss terms are computed from the validation users' fold-in items (80%), so "
                      "they sit below the training ones; the epoch is chosen by the ranking metrics.</p>")
         parts.append(_epoch_table(history))
     parts.append("<h2>Configuration</h2>")
-    parts.append(_config_table(config))
-    page = ("<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
-            '<meta name=viewport content="width=device-width, initial-scale=1">'
-            f"<title>{e(model_name)}: {e(name)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(parts) + f"\n<p class=note>Written by genlab {e(__version__)}.</p>\n</body></html>\n")
+    parts.append(pagestyle.config_table(config))
     path = run_dir / "report.html"
-    atomic_write_text(path, page)
+    atomic_write_text(path, pagestyle.page(f"{model_name} recommender: {name}", "\n".join(parts), kind="recommendation run"))
     return path
 
 
@@ -401,12 +381,3 @@ def _epoch_table(history: list[dict]) -> str:
     return (f"<details><summary>per epoch</summary><div class=wide><table><thead><tr><th class=n>epoch</th>{head}</tr>"
             f"</thead><tbody>{body}</tbody></table></div></details>")
 
-
-def _config_table(config: dict) -> str:
-    rows = []
-    for key, value in config.items():
-        for sub, item in (value.items() if isinstance(value, dict) else [(None, value)]):
-            label = key if sub is None else f"{key}.{sub}"
-            shown = ", ".join(map(str, item)) if isinstance(item, list) else str(item).lower() if isinstance(item, bool) else str(item)
-            rows.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(shown)}</td></tr>")
-    return f"<div class=wide><table><tbody>{''.join(rows)}</tbody></table></div>"
