@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], formatter_class=_formatter, help="train the demo models on digits",
                        description="Train the demo models on the built-in digits: a conv autoencoder, the linear (PCA) "
-                                   "autoencoder, a VAE with a 2-D latent, a conditional VAE and a conditional GAN.",
+                                   "autoencoder, a VAE with a 2-D latent, a conditional VAE and a conditional GAN; evaluate "
+                                   "each against held-out digits and write one comparison report (index.html).",
                        epilog="example:\n  genlab demo --out runs/demo")
     p.add_argument("--out", default="runs/demo", metavar="DIR")
     p.add_argument("--overwrite", action="store_true")
@@ -327,7 +328,16 @@ def _cmd_demo(args) -> int:
             summary = (f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}" if "d_real" in last
                        else f"validation loss {last.get('val_loss', last['loss']):.4f}")
             print(f"demo: {name} {summary} -> {Path(args.out) / name}")
-    print(f"demo: wrote {args.out} (open the PNGs in each run directory)")
+        from .evaluate import evaluate_run
+        from .report import write_comparison, write_report
+
+        for name in runs:  # metrics against held-out digits, then each run's page and the one page comparing them
+            print(f"demo: evaluating {name}")
+            evaluate_run(Path(root) / name)
+            write_report(Path(root) / name)
+        write_comparison([Path(root) / name for name in runs], Path(root) / "index.html")
+    index = (Path(args.out) / "index.html").resolve()
+    print(f"demo: wrote {args.out}; open the comparison report in a browser: {index.as_uri()}")
     return 0
 
 
