@@ -66,8 +66,17 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "rec"
-    assert main(["recommend", "fit", "--ratings", str(files["csv"]), "--out", str(out), *TINY]) == 0
+    assert main(["recommend", "fit", "--ratings", str(files["csv"]), "--out", str(out), "--no-evaluate", *TINY]) == 0
     return out
+
+
+def test_one_command_from_a_ratings_file_to_the_papers_metrics(files, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["recommend", "fit", "--ratings", str(files["csv"]), "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "NDCG@100" in printed and "Recall@20" in printed and "popularity" in printed
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["model"]["ndcg_at_100"] > doc["popularity"]["ndcg_at_100"]
 
 
 def test_fit_writes_the_run_directory(fitted, files):
@@ -163,8 +172,9 @@ def test_u_data_with_mult_dae_and_a_nearly_exhausted_user(files, tmp_path, capsy
     assert len(items) == n_unseen and set(items) == files["items"] - files["liked"][user]
     assert_user_error(*run(capsys, "recommend", "evaluate", out)[::2], "no test users")
     code, _, err = run(capsys, "recommend", "fit", "--ratings", files["u.data"], "--out", out, "--overwrite", *TINY)
-    assert code == 0, err  # replaced by a run with the default split
-    assert "not evaluated yet" in (out / "report.html").read_text().lower() and [p.name for p in tmp_path.iterdir()] == ["dae"]
+    assert code == 0, err  # replaced by a run with the default split, evaluated on its test users straight away
+    assert "ndcg@100" in (out / "report.html").read_text().lower() and [p.name for p in tmp_path.iterdir()] == ["dae"]
+    assert (out / "metrics.json").is_file()
 
 
 def test_bad_ratings_files_leave_nothing_behind(files, tmp_path, capsys):

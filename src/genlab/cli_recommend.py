@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import textwrap
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def add_recommend(sub, common) -> None:
                           "0: no model selection, nothing to evaluate)")
     fit.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it exists (only if the new run succeeds)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                     help="rank the test users' held-out items after fitting, as `recommend evaluate` does (default: on)")
     for name, p in MULTVAE_PARAMS.items():
         if name not in ("verbose", "validation_users"):  # set by --quiet and --heldout-users
             _add_param(fit, name, p)
@@ -85,6 +88,18 @@ def add_recommend(sub, common) -> None:
     pr.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
+def _print_evaluation(result: dict, run_dir) -> None:
+    from .recommending import METRIC_LABELS
+
+    rows = [("metric", result["model_class"], "popularity")]
+    rows += [(label, *(f"{v:.4f}" if v is not None else "-" for v in (result["model"][k], result["popularity"][k])))
+             for k, label in METRIC_LABELS.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]))
+    print(f"({result['n_test_users']} test users; wrote {Path(run_dir) / 'metrics.json'} and {Path(run_dir) / 'report.html'})")
+
+
 def run_recommend(args) -> int:
     from . import recommending
 
@@ -98,15 +113,10 @@ def run_recommend(args) -> int:
                 else f"{len(est.history_)} epochs")
         print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
               f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; {kept})")
+        if args.evaluate and len(run.test_rows):  # one command from a ratings file to the paper's metrics
+            _print_evaluation(recommending.evaluate_run(args.out), args.out)
     elif args.action == "evaluate":
-        result = recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed)
-        rows = [("metric", result["model_class"], "popularity")]
-        rows += [(label, *(f"{v:.4f}" if v is not None else "-" for v in (result["model"][k], result["popularity"][k])))
-                 for k, label in recommending.METRIC_LABELS.items()]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        for r in rows:
-            print("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]))
-        print(f"({result['n_test_users']} test users; wrote {Path(args.run) / 'metrics.json'} and {Path(args.run) / 'report.html'})")
+        _print_evaluation(recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed), args.run)
     elif args.all:
         if not args.out:
             raise InvalidInputError("--all writes a CSV: give it with --out FILE.csv")
