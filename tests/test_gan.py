@@ -2,6 +2,7 @@
 the Lipschitz constraints, k_d/k_g alternation, conditional and semi-supervised variants."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -201,3 +202,13 @@ def test_save_load_round_trip(digits, tmp_path):
     same = genlab.load(tmp_path)
     assert type(same) is GAN
     np.testing.assert_array_equal(same.sample(5, y=2, random_state=3), gan.sample(5, y=2, random_state=3))
+
+
+def test_a_diverging_run_warns_and_a_healthy_one_does_not():
+    x, _ = genlab.datasets.load("ring8", n_samples=2000, random_state=0)
+    with pytest.warns(RuntimeWarning, match="diverged"):  # G frozen, D free: D's loss → 0 while G's climbs
+        gan = GAN(lr_g=0.0, lr_d=1e-2, epochs=6, batch_size=100, random_state=0).fit(x)
+    assert gan.history_[-1]["d_loss"] < 0.05 and gan.history_[-1]["g_loss"] > gan.history_[-3]["g_loss"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GAN(epochs=6, batch_size=100, random_state=0).fit(x)
