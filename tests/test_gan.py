@@ -174,9 +174,10 @@ def test_methods_exist_only_where_they_mean_something(digits):
     np.testing.assert_allclose(gan.density_ratio(digits[0][:10]), D / (1 - D), rtol=1e-6)
 
 
-def test_conditional_gan(digits):
+@pytest.mark.parametrize("arch", ["mlp", "conv"])  # conv: the label enters D as broadcast channels
+def test_conditional_gan(digits, arch):
     X, y = digits[0][:256], digits[1][:256]
-    gan = GAN(conditional=True, **FAST).fit(X, y)
+    gan = GAN(conditional=True, arch=arch, **FAST).fit(X, y)
     assert not np.allclose(gan.sample(4, y=3, random_state=0), gan.sample(4, y=5, random_state=0))
     assert gan.sample(20, random_state=0).shape == (20, 1, 8, 8)
     with pytest.raises(InvalidInputError, match="labels"):
