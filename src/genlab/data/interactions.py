@@ -26,6 +26,7 @@ from scipy import sparse
 
 from .._validation import resolve_seed
 from ..errors import DataError, InvalidInputError
+from .files import _is_number
 
 _CHUNK_BYTES = 2**24  # text parsed at a time: Python strings only ever exist for one chunk
 _HEADER_NAMES = {"user", "userid", "user_id", "uid"}  # a two-column file has no rating to sniff a header by
@@ -244,14 +245,6 @@ def _split_chunk(path: Path, lines: list[str], start: int, sep: str, width: int 
     flat = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", sep).split(sep)
     n = len(numbers) * width
     return numbers, [flat[j:n:width] for j in range(width)], width
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _has_header(columns: list[list[str]]) -> bool:
