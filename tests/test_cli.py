@@ -156,7 +156,8 @@ def test_datasets_lists_every_builtin(capsys):
 
 
 def test_every_command_explains_itself_with_an_example(capsys):
-    commands = ["train", "encode", "reconstruct", "sample", "datasets", "demo"] + [f"train {f}" for f in FAMILIES]
+    commands = ["train", "encode", "reconstruct", "predict", "sample", "interpolate", "traverse", "evaluate", "compare", "report",
+                "datasets", "demo"] + [f"train {f}" for f in FAMILIES]
     for cmd in [""] + commands:
         assert main([*cmd.split(), "--help"]) == 0
         assert "example" in capsys.readouterr().out
@@ -206,6 +207,25 @@ def test_gan_runs_sample_but_do_not_encode(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), genlab.load(out).sample(4, y=7, random_state=0))
     code, _, err = run(capsys, "encode", out, "--data", "digits", "--out", tmp_path / "z.npy")
     assert_user_error(code, err, "no encoder")
+
+
+def test_semi_supervised_gan_from_a_file_with_unlabelled_rows_then_predict(tmp_path, capsys):
+    X, y = genlab.datasets.load("digits")
+    np.savez(tmp_path / "partial.npz", X=X[:300], y=np.where(np.arange(300) % 10 == 0, y[:300], -1))  # 30 labels
+    out = tmp_path / "ssgan"
+    code, _, err = run(capsys, "train", "gan", "--data", tmp_path / "partial.npz", "--semi-supervised", *QUICK, "--out", out)
+    assert code == 0, err
+    code, stdout, err = run(capsys, "predict", out, "--data", "digits", "--out", tmp_path / "p.npy")
+    assert code == 0, err
+    proba = np.load(tmp_path / "p.npy")
+    assert proba.shape == (1797, 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(proba, genlab.load(out).predict_proba(X), rtol=1e-6)
+    assert "predicted classes" in stdout
+    code, _, err = run(capsys, "predict", out, "--data", "digits", "--out", tmp_path / "p.npy")
+    assert_user_error(code, err, "already exists")
+    code, _, err = run(capsys, "train", "ae", "--data", "digits", *QUICK, "--out", tmp_path / "ae")
+    code, _, err = run(capsys, "predict", tmp_path / "ae", "--data", "digits", "--out", tmp_path / "q.npy")
+    assert_user_error(code, err, "no classifier")
 
 
 def test_interpolate_and_traverse(tmp_path, capsys):

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
             if name != "verbose":
                 _add_param(fp, name, p)
 
-    for name, what in (("encode", "latent codes of the data"), ("reconstruct", "reconstructions of the data")):
+    for name, what in (("encode", "latent codes of the data"), ("reconstruct", "reconstructions of the data"),
+                       ("predict", "class probabilities of the data (semi-supervised GAN runs)")):
         p = sub.add_parser(name, parents=[common], formatter_class=_formatter, help=f"write the {what}",
                            description=f"Write the {what} computed by a trained model.",
                            epilog=f"example:\n  genlab {name} runs/ae --data digits --out {name}d.npy")
@@ -212,13 +213,16 @@ def _cmd_apply(args) -> int:
     from .runs import open_run
 
     est = open_run(args.run)
-    method = "transform" if args.command == "encode" else "reconstruct"
+    method = {"encode": "transform", "reconstruct": "reconstruct", "predict": "predict_proba"}[args.command]
     if not hasattr(est, method):
-        raise InvalidInputError(f"a {type(est).__name__} has no encoder, so `genlab {args.command}` does not apply to "
-                                f"{args.run}; it works on ae and vae runs.")
+        part, works = ("encoder", "ae and vae runs") if args.command != "predict" else ("classifier", "semi-supervised gan runs")
+        raise InvalidInputError(f"this {type(est).__name__} has no {part}, so `genlab {args.command}` does not apply to "
+                                f"{args.run}; it works on {works}.")
     X, y = datasets.load(args.data, label_column=args.label_column)
-    labels = label_kwargs(est, y)
-    if args.command == "encode":
+    labels = label_kwargs(est, y) if args.command != "predict" else {}
+    if args.command == "predict":  # one row per sample: the C class probabilities
+        out = est.predict_proba(X)
+    elif args.command == "encode":
         out = est.transform(X, **labels)
     else:
         out = est.reconstruct(X, **labels)
@@ -228,6 +232,8 @@ def _cmd_apply(args) -> int:
             plots.save_reconstructions(args.png, est.scaling_.forward(X[:32]), est.scaling_.forward(out[:32]))
     write_array(args.out, out, overwrite=args.overwrite)
     print(f"wrote {args.out}  {out.shape}")
+    if args.command == "predict":
+        print(f"predicted classes of the first rows: {' '.join(map(str, out[:10].argmax(1)))}")
     return 0
 
 
@@ -354,7 +360,8 @@ def _cmd_evaluation(args) -> int:
     return commands[args.command](args)
 
 
-COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "sample": _cmd_sample,
+COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply, "predict": _cmd_apply,
+            "sample": _cmd_sample,
             "interpolate": _cmd_interpolate, "traverse": _cmd_traverse, "recommend": _cmd_recommend,
             "evaluate": _cmd_evaluation, "compare": _cmd_evaluation, "report": _cmd_evaluation,
             "datasets": _cmd_datasets, "demo": _cmd_demo}
