@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import genlab
-from genlab.data.interactions import make_interactions, split_users
+from genlab.data.protocol import make_interactions, split_users
 
 
 def peak_rss_gb() -> float:

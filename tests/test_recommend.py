@@ -8,7 +8,7 @@ from scipy import sparse
 
 import genlab
 from genlab import InvalidInputError, MultDAE, MultVAE, Popularity
-from genlab.data.interactions import fold_in_split, make_interactions, split_users
+from genlab.data.protocol import fold_in_split, make_interactions, split_users
 from genlab.evaluate.ranking import ndcg_at_k
 from genlab.training import SparseRows
 

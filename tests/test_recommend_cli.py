@@ -11,7 +11,7 @@ import tomllib
 
 import genlab
 from genlab.cli import main
-from genlab.data.interactions import make_interactions
+from genlab.data.protocol import make_interactions
 
 TINY = ["--epochs", "5", "--hidden", "32", "--latent-dim", "8", "--batch-size", "100", "--lr", "0.01", "--seed", "0", "--quiet"]
 N_USERS, N_ITEMS = 400, 120

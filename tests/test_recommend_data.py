@@ -10,7 +10,8 @@ from scipy import sparse
 
 import genlab.datasets as ds
 from genlab.data import interactions as inter
-from genlab.data.interactions import Interactions, fold_in_split, load_interactions, make_interactions, split_users
+from genlab.data.interactions import Interactions, load_interactions
+from genlab.data.protocol import fold_in_split, make_interactions, split_users
 from genlab.errors import DataError, InvalidInputError
 from genlab.evaluate import ndcg_at_k, recall_at_k, top_n
 

@@ -15,7 +15,8 @@ Recommendation data is a users × items sparse matrix with its ids, an :class:`I
 planted user groups.
 """
 
-from .data.interactions import Interactions, load_interactions, make_interactions
+from .data.interactions import Interactions, load_interactions
+from .data.protocol import make_interactions
 from .data.sources import (
     BUILTIN_NAMES,
     SourceInfo,

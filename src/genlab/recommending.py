@@ -39,7 +39,8 @@ from scipy import sparse
 
 from . import __version__, plots
 from ._fileio import atomic_text_writer, atomic_write_bytes, atomic_write_text
-from .data.interactions import load_interactions, split_users
+from .data.interactions import load_interactions
+from .data.protocol import split_users
 from .errors import InvalidInputError, ModelFileError
 from .estimators import MultDAE, MultVAE, Popularity
 from .estimators.base import PREDICT_BATCH

@@ -19,7 +19,7 @@ from scipy import sparse
 
 from .._params import TRAINING_PARAMS, Param, check_params
 from .._validation import resolve_seed
-from ..data.interactions import fold_in_split
+from ..data.protocol import fold_in_split
 from ..data.scaling import Scaling
 from ..errors import InvalidInputError
 from ..evaluate.ranking import ndcg_at_k, recall_at_k, top_n
