@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from PIL import Image
 
 import genlab
@@ -207,6 +208,11 @@ def test_gan_runs_sample_but_do_not_encode(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), genlab.load(out).sample(4, y=7, random_state=0))
     code, _, err = run(capsys, "encode", out, "--data", "digits", "--out", tmp_path / "z.npy")
     assert_user_error(code, err, "no encoder")
+    automatic = tomllib.loads((out / "config.toml").read_text())["automatic"]  # what the None defaults became
+    assert automatic["lr_g"] == automatic["lr_d"] == 1e-3 and automatic["latent_dim"] == 16 and automatic["d_steps"] == 1
+    code, _, err = run(capsys, "train", "gan", "--config", out / "config.toml", "--out", tmp_path / "again")
+    assert code == 0, err  # the informational table is ignored when the file is read back
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
 def test_semi_supervised_gan_from_a_file_with_unlabelled_rows_then_predict(tmp_path, capsys):

@@ -33,7 +33,7 @@ from .io import load as load_model
 
 FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder, "vae": VAE, "gan": GAN}
 RUN_KEYS = ("model", "data", "out", "label_column")  # settings that are not estimator parameters
-INFO_TABLES = ("versions", "data_info")  # written for people, ignored when read back
+INFO_TABLES = ("versions", "data_info", "automatic")  # written for people, ignored when read back
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,19 @@ def _load_data(run: RunSettings):
 def _finish(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None, run_dir: Path) -> None:
     est.save(run_dir)
     write_figures(est, X, y, run_dir)
+    _record_automatic(est, run_dir / "config.toml")
+
+
+def _record_automatic(est: GenerativeEstimator, path: Path) -> None:
+    """Add ``[automatic]`` to config.toml: what each parameter left at None (= chosen by genlab) became,
+    e.g. a GAN's learning rates and latent size. For people; reading the file back ignores it."""
+    config = est.module_.config
+    chosen = {k: getattr(config, k) for k, v in est.get_params().items() if v is None and getattr(config, k, None) is not None}
+    if not chosen:
+        return
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    doc["automatic"] = {k: list(v) if isinstance(v, tuple) else v for k, v in chosen.items()}
+    atomic_write_text(path, _header() + tomli_w.dumps(doc))
 
 
 def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, verbose: int = 1) -> GenerativeEstimator:
