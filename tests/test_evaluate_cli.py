@@ -62,3 +62,27 @@ def test_bad_input_is_one_line_and_exit_2(two_runs, capsys, argv, message, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_recommendation_runs_and_foreign_metrics_files_are_one_line_errors(two_runs, tmp_path, capsys):
+    from genlab.data.protocol import make_interactions
+
+    data = make_interactions(120, 40, 2, random_state=0)
+    rows = zip(*data.matrix.nonzero())
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating\n" + "".join(f"{u},{i},5\n" for u, i in rows))
+    rec = tmp_path / "rec"
+    assert main(["recommend", "fit", "--ratings", str(tmp_path / "ratings.csv"), "--out", str(rec), "--epochs", "2",
+                 "--hidden", "16", "--latent-dim", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    for argv in (["evaluate", str(rec)], ["compare", str(two_runs / "vae"), str(rec)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "recommendation run" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", str(rec)]) == 0  # its own page
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.toml").write_text((two_runs / "vae" / "config.toml").read_text())
+    (foreign / "metrics.json").write_text('{"something": "else"}')
+    capsys.readouterr()
+    assert main(["compare", str(foreign)]) == 2
+    assert "not a genlab metrics file" in capsys.readouterr().err

@@ -57,6 +57,16 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]) for r in rows)
 
 
+def _check_run(run: Path) -> Path:
+    """A model run directory (recommendation runs have their own `genlab recommend evaluate`)."""
+    if (run / "interactions.npz").is_file():
+        raise InvalidInputError(f"{run} is a recommendation run: `genlab recommend evaluate {run}` measures it, and its "
+                                "report.html shows the metrics against popularity.")
+    if not (run / "config.toml").is_file():
+        raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml).")
+    return run
+
+
 def _metrics_doc(run: Path, *, evaluate_if_missing: bool) -> dict | None:
     path = run / "metrics.json"
     if not path.is_file():
@@ -66,9 +76,12 @@ def _metrics_doc(run: Path, *, evaluate_if_missing: bool) -> dict | None:
 
         return evaluate_run(run)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise InvalidInputError(f"{path} is not valid JSON ({exc}); rerun `genlab evaluate {run}`.") from None
+    if not isinstance(doc, dict) or doc.get("format") != "genlab-metrics" or not isinstance(doc.get("metrics"), dict):
+        raise InvalidInputError(f"{path} is not a genlab metrics file; rerun `genlab evaluate {run}`.")
+    return doc
 
 
 def run_evaluate(args) -> int:
@@ -76,6 +89,7 @@ def run_evaluate(args) -> int:
 
     if args.samples < 10:
         raise InvalidInputError(f"--samples must be at least 10; got {args.samples}.")
+    _check_run(Path(args.run))
     doc = evaluate_run(args.run, data=args.data, n_samples=args.samples, random_state=args.seed)
     rows = [("metric", doc["model"], "real data")]
     rows += [(name, _fmt(value), _fmt(doc["reference"].get(name))) for name, value in doc["metrics"].items()]
@@ -90,10 +104,7 @@ def run_evaluate(args) -> int:
 
 
 def run_compare(args) -> int:
-    runs = [Path(r) for r in args.runs]
-    for run in runs:
-        if not (run / "config.toml").is_file():
-            raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml).")
+    runs = [_check_run(Path(r)) for r in args.runs]
     docs = {run: _metrics_doc(run, evaluate_if_missing=True) for run in runs}
     names = [n for n in dict.fromkeys(k for d in docs.values() for k in d["metrics"])]
     rows = [("metric", *(run.name for run in runs))]
@@ -110,8 +121,7 @@ def run_report(args) -> int:
     from .report import write_report
 
     run = Path(args.run)
-    if not (run / "config.toml").is_file():
-        raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml).")
-    _metrics_doc(run, evaluate_if_missing=args.evaluate)
+    if not (run / "interactions.npz").is_file():  # a recommendation run's page is written by its own code
+        _metrics_doc(_check_run(run), evaluate_if_missing=args.evaluate)
     print(f"wrote {write_report(run)}")
     return 0
