@@ -79,6 +79,9 @@ def test_recommendation_runs_and_foreign_metrics_files_are_one_line_errors(two_r
         err = capsys.readouterr().err
         assert "recommendation run" in err and len(err.strip().splitlines()) == 1
     assert main(["report", str(rec)]) == 0  # its own page
+    for argv in (["sample", str(rec), "-n", "2", "--out", str(tmp_path / "s.npy")], ["train", "--resume", str(rec)]):
+        capsys.readouterr()
+        assert main(argv) == 2 and "genlab recommend" in capsys.readouterr().err
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "config.toml").write_text((two_runs / "vae" / "config.toml").read_text())

@@ -182,6 +182,7 @@ def resume_run(run_dir: str | Path, *, overrides: dict | None = None) -> Generat
     Only ``epochs`` (to train longer), ``verbose`` and ``device`` may be overridden.
     """
     run_dir = Path(run_dir)
+    _refuse_recommendation_run(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml).")
     settings = read_config(run_dir / "config.toml")
@@ -249,8 +250,15 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None,
     return written
 
 
+def _refuse_recommendation_run(run_dir: Path) -> None:
+    if (run_dir / "interactions.npz").is_file():
+        raise InvalidInputError(f"{run_dir} is a recommendation run; the `genlab recommend` commands work on it "
+                                "(predict, evaluate).")
+
+
 def open_run(run_dir: str | Path) -> GenerativeEstimator:
     """The fitted model of a run directory (or any folder written by ``save``)."""
+    _refuse_recommendation_run(Path(run_dir))
     return load_model(run_dir)
 
 
