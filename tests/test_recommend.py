@@ -99,3 +99,18 @@ def test_bad_input_is_one_clear_error(fitted, planted):
         MultVAE(validation_users=10, **{k: v for k, v in FAST.items()}).fit(planted[1][:10])
     with pytest.raises(InvalidInputError, match="dropout"):
         MultVAE(dropout=1.0).fit(planted[1])
+
+
+def test_validation_users_without_held_out_items_are_not_ranked(planted):
+    X = planted[0].tolil()
+    for row in range(0, X.shape[0], 3):  # a third of the users keep a single interaction: nothing to hold out
+        X.rows[row], X.data[row] = X.rows[row][:1], X.data[row][:1]
+    X = X.tocsr()
+    model = MultVAE(**{**FAST, "epochs": 3, "validation_users": 300}).fit(X)  # two evaluation batches (256 + 44)
+    fold_in, heldout = fold_in_split(X[model.validation_rows_], fraction=0.2, random_state=model.seed_)
+    ranked = np.diff(heldout.indptr) > 0
+    assert 0 < ranked.sum() < len(ranked)
+    scores = model.item_scores(fold_in[ranked]).astype(np.float64)
+    scores[fold_in[ranked].nonzero()] = -np.inf
+    expected = float(np.mean(ndcg_at_k(scores, heldout[ranked], 100)))  # the mean over the users that can be ranked
+    assert model.history_[model.best_epoch_ - 1]["val_ndcg_at_100"] == pytest.approx(expected, abs=1e-5)

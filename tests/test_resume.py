@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genlab import GAN, VAE, Autoencoder
+from genlab import GAN, VAE, Autoencoder, InvalidInputError
 from genlab.training.checkpoint import MANIFEST, list_checkpoints
 
 FAMILIES = {
@@ -58,6 +58,16 @@ def test_resume_inside_an_epoch_and_at_its_end_is_exact(family, digits, tmp_path
     FAMILIES[family](epochs=2).fit(X, run_dir=tmp_path / "boundary")
     boundary = FAMILIES[family](epochs=3).fit(X, run_dir=tmp_path / "boundary", resume=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "boundary", straight, boundary, tmp_path)
+
+
+def test_resuming_to_fewer_epochs_than_were_trained_is_refused(digits, tmp_path):
+    X = digits[0][:300]
+    FAMILIES["ae"](epochs=3, checkpoint_steps=2).fit(X, run_dir=tmp_path)
+    ckpts = tmp_path / "checkpoints"  # make the newest checkpoint one inside epoch 3
+    (ckpts / "step-000000015.safetensors").unlink()
+    (ckpts / MANIFEST).write_text(json.dumps({"complete": ["step-000000012.safetensors", "step-000000014.safetensors"]}))
+    with pytest.raises(InvalidInputError, match="already trained 2 epochs and part of the next; .* at least 3"):
+        FAMILIES["ae"](epochs=2).fit(X, run_dir=tmp_path, resume=True)
 
 
 def _genlab(*args: str) -> list[str]:

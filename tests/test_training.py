@@ -170,3 +170,24 @@ def test_progress_bar_on_a_terminal():
     shown = screen.getvalue()
     assert "epoch 1/2" in shown and "sample/s" in shown and "loss 1.5" in shown and "val_loss 1.7" in shown
     assert "kl_dim_0" not in shown
+
+
+class _BatchNormModel(GenerativeModule):
+    """Linear → BatchNorm → Linear; used to see that a skipped batch leaves the running statistics alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+    def objective(self, batch, generator=None):
+        return {"loss": (self.net(batch.x) - batch.x.nan_to_num()).pow(2).sum(1).mean()}
+
+
+def test_a_skipped_batch_leaves_batch_norm_statistics_alone():
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    x[5, 0] = math.nan  # one poisoned row: its batch's forward pass would put NaN into running_mean/var
+    module = _BatchNormModel()
+    result = train(module, TensorData(x), None, TrainConfig(epochs=2, batch_size=16, nonfinite="skip"), seed=0)
+    assert [r["skipped_batches"] for r in result.history] == [1, 1]
+    assert all(bool(torch.isfinite(b).all()) for b in module.buffers() if b.is_floating_point())
+    assert bool(torch.isfinite(module.eval().net(torch.randn(4, 2))).all())

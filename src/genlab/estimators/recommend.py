@@ -185,7 +185,11 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         val_data = None
         if n_val:
             fold_in, heldout = fold_in_split(X[val_rows], fraction=0.2, random_state=self.seed_)
-            val_data = TensorData(SparseRows(fold_in), SparseRows(heldout))
+            ranked = np.diff(heldout.indptr) > 0  # a user with nothing held out has no ranking metric: not a validation row
+            if not ranked.any():
+                raise InvalidInputError("no validation user has two or more interactions to split into fold-in and held-out "
+                                        "items; pass validation_users=0 or more data.")
+            val_data = TensorData(SparseRows(fold_in[ranked]), SparseRows(heldout[ranked]))
         module = self._build_module(self.input_shape_, None)
         module.anneal_steps.fill_(self.anneal_steps or max(1, int(0.8 * self.epochs * steps_per_epoch)))
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,

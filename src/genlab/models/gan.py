@@ -222,10 +222,10 @@ class GANModule(GenerativeModule):
         dominated by the initial weights; batch-norm statistics are copied."""
         if self.generator_ema is None:
             return
-        t = float(self.steps)
-        decay = min(self.config.ema, (1.0 + t) / (10.0 + t))
+        t = self.steps.float()  # stays on the device: no host sync per step
+        weight = 1.0 - torch.clamp((1.0 + t) / (10.0 + t), max=self.config.ema)
         for avg, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            avg.lerp_(p, 1.0 - decay)
+            avg.lerp_(p, weight)
         for avg, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             avg.copy_(b)
 

@@ -42,13 +42,16 @@ class MultVAEModule(GenerativeModule):
         self.encoder = MLP(config.n_items, config.hidden, code, activation="tanh")
         self.decoder = MLP(config.latent_dim, tuple(reversed(config.hidden)), config.n_items, activation="tanh")
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        # updates over which β rises linearly from 0 to beta_cap (the paper's 200 000; estimators set it
-        # from the run's length); a buffer, so checkpoints and saved models carry it
+        # updates over which β rises linearly from 0 to beta_cap (estimators set it from the run's length: the
+        # cap is reached after 80% of the updates); a buffer, so checkpoints and saved models carry it
         self.register_buffer("anneal_steps", torch.tensor(200_000, dtype=torch.long))
 
-    def beta(self) -> float:
-        cfg = self.config
-        return cfg.beta_cap * min(1.0, float(self.steps) / max(int(self.anneal_steps), 1)) if cfg.variational else 0.0
+    def beta(self) -> torch.Tensor:
+        """The KL weight now, a 0-d tensor on the module's device (no host sync per step)."""
+        if not self.config.variational:
+            return torch.zeros((), device=self.steps.device)
+        progress = self.steps.float() / self.anneal_steps.clamp(min=1).float()
+        return self.config.beta_cap * progress.clamp(max=1.0)
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(μ, log σ²) of q(z|x) — (z, None) for the DAE — with input dropout in train mode."""
@@ -76,7 +79,7 @@ class MultVAEModule(GenerativeModule):
             kl = gaussian_kl(mu, logvar).sum(dim=1)
         nll = multinomial_nll(self.decoder(z), batch.x)
         beta = self.beta()
-        return {"loss": (nll + beta * kl).mean(), "nll": nll.mean(), "kl": kl.mean(), "beta": torch.tensor(beta, device=mu.device)}
+        return {"loss": (nll + beta * kl).mean(), "nll": nll.mean(), "kl": kl.mean(), "beta": beta}
 
     def train_step(self, batch, optimizers, generator=None, stream=None):
         terms = super().train_step(batch, optimizers, generator, stream)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._fileio import atomic_write_text
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ModelFileError
 from ..models.base import Batch, GenerativeModule
 from .checkpoint import LoopState, list_checkpoints, load_checkpoint, save_checkpoint
 from .progress import Progress, Timer
@@ -129,7 +129,8 @@ def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed:
     module.eval()
     generator = torch.Generator(device=data.x.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
-    for start, stop in _batches(len(data.x), max(batch_size, 256)):
+    n, size = len(data.x), max(batch_size, 256)
+    for start, stop in ((s, min(s + size, n)) for s in range(0, n, size)):  # every row: nothing trains here
         y = None if data.y is None else data.y[start:stop]
         for name, value in module.eval_step(Batch(data.x[start:stop], y), generator).items():
             sums[name] = sums.get(name, 0) + value.detach() * (stop - start)
@@ -161,10 +162,18 @@ def train(
         if not names:
             raise InvalidInputError(f"no complete checkpoint in {ckpt_dir}; nothing to resume (start the run again).")
         state, best_weights, partial = load_checkpoint(ckpt_dir / names[-1], module, optimizers, rngs)
+        if config.epochs < state.epoch + (1 if state.step_in_epoch else 0):
+            raise InvalidInputError(f"this run has already trained {state.epoch} epochs"
+                                    f"{' and part of the next' if state.step_in_epoch else ''}; resume with epochs of at least "
+                                    f"{state.epoch + (1 if state.step_in_epoch else 0)}.")
 
     x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
     val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
     bounds = _batches(len(x), config.batch_size)
+    if state.step_in_epoch:  # a checkpoint inside an epoch must fit this data and batching
+        n_terms = {len(v) for k, v in partial.items() if k.startswith("term/")}
+        if len(partial["order"]) != len(x) or state.step_in_epoch >= len(bounds) or n_terms != {len(partial["kept"])}:
+            raise ModelFileError(f"the newest checkpoint in {ckpt_dir} does not match this run's data or batch size.")
     batch_sizes = torch.tensor([stop - start for start, stop in bounds], dtype=torch.float32, device=device)
 
     def stream() -> Batch:  # random extra batches for families with an inner loop (aggressive VAE)
@@ -264,20 +273,28 @@ def _refuse_nonfinite_step(optimizer: torch.optim.Optimizer, args, kwargs) -> No
 
 def _step(module, batch: Batch, optimizers, generator, stream, config: TrainConfig) -> dict[str, torch.Tensor] | None:
     """One ``train_step``. With ``nonfinite="skip"`` a batch whose gradients or loss are not finite
-    updates nothing from that point on and is left out of the epoch's record (None)."""
+    is left out of the epoch's record (None): the optimiser step that would use them and everything
+    after it in that step is not taken, and floating-point buffers (batch-norm statistics) are put
+    back. Updates made before it in the same step (a GAN's discriminator steps) are kept."""
     if config.nonfinite != "skip":
         return module.train_step(batch, optimizers, generator, stream)
+    buffers = [b for b in module.buffers() if b.is_floating_point()]  # batch-norm statistics see the batch in forward
+    saved = [b.clone() for b in buffers]
     hooks = [opt.register_step_pre_hook(_refuse_nonfinite_step) for opt in optimizers.values()]
     try:
         terms = module.train_step(batch, optimizers, generator, stream)
+        if bool(torch.isfinite(terms["loss"])):
+            return terms
     except _NonFiniteGradient:
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        return None
     finally:
         for hook in hooks:
             hook.remove()
-    return terms if bool(torch.isfinite(terms["loss"])) else None
+    with torch.no_grad():
+        for b, old in zip(buffers, saved):
+            b.copy_(old)
+    return None
 
 
 def _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state: LoopState, n_done: int, order: torch.Tensor,
