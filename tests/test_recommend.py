@@ -9,7 +9,7 @@ from scipy import sparse
 import genlab
 from genlab import InvalidInputError, MultDAE, MultVAE, Popularity
 from genlab.data.protocol import fold_in_split, make_interactions, split_users
-from genlab.evaluate.ranking import ndcg_at_k
+from genlab.evaluate import ndcg_at_k
 from genlab.training import SparseRows
 
 FAST = dict(hidden=(64,), latent_dim=16, epochs=20, batch_size=100, random_state=0)

@@ -44,8 +44,8 @@ from .data.protocol import split_users
 from .errors import InvalidInputError, ModelFileError
 from .estimators import MultDAE, MultVAE, Popularity
 from .estimators.base import PREDICT_BATCH
-from .evaluate.ranking import top_n
 from .io import load as load_model
+from .models.ranking import top_n
 from .report import html as pagestyle
 from .runs import run_directory
 

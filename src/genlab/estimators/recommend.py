@@ -22,12 +22,10 @@ from .._validation import resolve_seed
 from ..data.protocol import fold_in_split
 from ..data.scaling import Scaling
 from ..errors import InvalidInputError
-from ..evaluate.ranking import ndcg_at_k, recall_at_k, top_n
 from ..models import MultVAEConfig, MultVAEModule
+from ..models.ranking import RANKING_METRICS, top_n
 from ..training import SparseRows, TensorData, TrainConfig, train
 from .base import PREDICT_BATCH, GenerativeEstimator
-
-RANKING_METRICS = {"recall_at_20": (recall_at_k, 20), "recall_at_50": (recall_at_k, 50), "ndcg_at_100": (ndcg_at_k, 100)}
 
 
 def check_interactions(X, n_items: int | None = None) -> sparse.csr_matrix:

@@ -1,11 +1,12 @@
 """Evaluation: sample-quality and likelihood metrics for generative models (``evaluate``, ``metrics``),
-the reference features they are computed in (``features``), and ranking metrics for recommenders
-(``ranking``).
+the reference features they are computed in (``features``), and the recommenders' ranking metrics
+(re-exported from :mod:`genlab.models.ranking`).
 
 >>> from genlab.evaluate import evaluate, evaluate_run, frechet_distance, reference_features
 >>> from genlab.evaluate import recall_at_k, ndcg_at_k, top_n
 """
 
+from ..models.ranking import ndcg_at_k, recall_at_k, top_n
 from .evaluate import DESCRIPTIONS, detect_toy, evaluate, evaluate_run, reference_metrics, sample_metrics
 from .features import FeatureExtractor, cache_dir, reference_features
 from .metrics import (
@@ -19,7 +20,6 @@ from .metrics import (
     mode_coverage,
     precision_recall,
 )
-from .ranking import ndcg_at_k, recall_at_k, top_n
 
 __all__ = [
     "DESCRIPTIONS", "FeatureExtractor", "cache_dir", "class_histogram", "conditional_accuracy", "density_coverage", "detect_toy",

@@ -20,8 +20,7 @@ from scipy import sparse
 from ..nets import MLP
 from .base import Batch, GenerativeModule
 from .losses import LOGVAR_RANGE, gaussian_kl, multinomial_nll
-
-RANKING_CUTOFFS = {"ndcg_at_100": 100, "recall_at_20": 20, "recall_at_50": 50}
+from .ranking import RANKING_METRICS
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,8 @@ class MultVAEModule(GenerativeModule):
         (fold-in items in ``batch.x`` are never recommended)."""
         terms = {k: v.detach() for k, v in self.objective(batch, generator).items()}
         if batch.y is not None:
-            from ..evaluate.ranking import ndcg_at_k, recall_at_k
-
             scores = self.scores(batch.x).masked_fill(batch.x > 0, -torch.inf).cpu().numpy()
             heldout = sparse.csr_matrix(batch.y.cpu().numpy())
-            metric = {"ndcg_at_100": ndcg_at_k, "recall_at_20": recall_at_k, "recall_at_50": recall_at_k}
-            for name, k in RANKING_CUTOFFS.items():
-                terms[name] = torch.tensor(float(np.nanmean(metric[name](scores, heldout, k))))
+            for name, (metric, k) in RANKING_METRICS.items():
+                terms[name] = torch.tensor(float(np.nanmean(metric(scores, heldout, k))))
         return terms

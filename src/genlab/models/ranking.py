@@ -1,4 +1,6 @@
 """Top-N ranking: Recall@k and NDCG@k per user as in Liang et al. (WWW 2018), and top-N item lists.
+Pure NumPy maths shared by Mult-VAE's validation (``models/multvae.py``) and the front door
+(``genlab.evaluate`` re-exports it; the recommenders rank with it).
 
 ``scores`` is a dense ``(n_users, n_items)`` array for a batch of users (higher is better);
 ``heldout`` and ``exclude`` are scipy.sparse matrices of the same shape. Ties in the scores are
@@ -181,3 +183,7 @@ def _hits(scores: np.ndarray, heldout: sparse.csr_matrix, k: int) -> tuple[np.nd
     """Relevance (0/1 float) of each user's top-k items in rank order, and the number of held-out items."""
     top = _top_k(scores, k)
     return _member(heldout, top).astype(np.float64), np.diff(heldout.indptr)
+
+
+# the metrics Liang et al. report: name -> (per-user function, cut-off k)
+RANKING_METRICS = {"recall_at_20": (recall_at_k, 20), "recall_at_50": (recall_at_k, 50), "ndcg_at_100": (ndcg_at_k, 100)}
