@@ -206,25 +206,22 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         perm = rng.permutation(n_users)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
-    @torch.no_grad()
     def item_scores(self, X) -> np.ndarray:
         """Unnormalised item scores (decoder logits) for each user row: rows × items, dense."""
-        self._check_fitted()
-        X = check_interactions(X, self.n_features_in_)
-        self.module_.eval()
-        rows = SparseRows(X, self._device())
-        return np.concatenate([self.module_.scores(rows[s:s + PREDICT_BATCH]).cpu().numpy()
-                               for s in range(0, len(rows), PREDICT_BATCH)])
+        return self._apply_rows(lambda module, rows: module.scores(rows), X)
 
-    @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """User codes: the posterior mean μ (the DAE's code), (rows, latent_dim)."""
+        return self._apply_rows(lambda module, rows: module.encode(rows)[0], X)
+
+    @torch.no_grad()
+    def _apply_rows(self, fn, X) -> np.ndarray:
+        """``fn(module, rows)`` on the rows of sparse ``X``, densified one batch at a time on the model's device."""
         self._check_fitted()
         X = check_interactions(X, self.n_features_in_)
         self.module_.eval()
         rows = SparseRows(X, self._device())
-        return np.concatenate([self.module_.encode(rows[s:s + PREDICT_BATCH])[0].cpu().numpy()
-                               for s in range(0, len(rows), PREDICT_BATCH)])
+        return np.concatenate([fn(self.module_, rows[s:s + PREDICT_BATCH]).cpu().numpy() for s in range(0, len(rows), PREDICT_BATCH)])
 
 
 class MultDAE(MultVAE):
