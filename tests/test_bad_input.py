@@ -30,7 +30,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import genlab
-from genlab.cli import main
+from conftest import assert_user_error, run
 from genlab.data import files
 
 # a warning printed by a reader would be a second line on stderr: make it fail the test instead
@@ -322,15 +322,12 @@ DATA_COMMANDS = {
 
 
 def run_cli(capsys, argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
+    code, _, err = run(capsys, *argv)
     return code, err
 
 
 def check_one_line_user_error(code: int, err: str, case: Case, given: Path) -> None:
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert (case.names or given.name) in err, err
+    assert_user_error(code, err, case.names or given.name)
     assert re.search(case.match, err), err
 
 

@@ -11,24 +11,10 @@ import tomllib
 from PIL import Image
 
 import genlab
+from conftest import assert_user_error, run
 from genlab.cli import FAMILIES, main
 
 QUICK = ["--epochs", "2", "--batch-size", "64", "--seed", "0", "--quiet"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, *words):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err
 
 
 @pytest.fixture(scope="module")

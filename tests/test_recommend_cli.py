@@ -10,24 +10,12 @@ import pytest
 import tomllib
 
 import genlab
+from conftest import assert_user_error, run
 from genlab.cli import main
 from genlab.data.protocol import make_interactions
 
 TINY = ["--epochs", "5", "--hidden", "32", "--latent-dim", "8", "--batch-size", "100", "--lr", "0.01", "--seed", "0", "--quiet"]
 N_USERS, N_ITEMS = 400, 120
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_user_error(code, err, *words):
-    assert code == 2
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, err
 
 
 def _ratings(random_state=0):
