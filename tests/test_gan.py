@@ -13,7 +13,7 @@ import genlab
 from genlab import GAN, InvalidInputError
 from genlab.models import Batch, GANConfig, GANModule
 from genlab.models.losses import GAN_LOSSES, gradient_penalty
-from genlab.training import TensorData, TrainConfig, train
+from genlab.training import TensorData, TrainConfig, make_stepper, train
 
 FAST = dict(epochs=2, batch_size=64, random_state=0)
 
@@ -119,16 +119,16 @@ def test_alternation_counts_and_weight_clipping():
               random_state=0).fit(x)
     steps = gan.history_[-1]["step"]
     assert steps == 8
-    opts = gan.module_.configure_optimizers(0, 0)  # fresh ones just to get the names right
-    assert set(opts) == {"discriminator", "generator"}
+    assert set(gan.module_.optimizer_specs()) == {"discriminator", "generator"}
     assert max(float(p.detach().abs().max()) for p in gan.module_.discriminator.parameters()) <= 0.02 + 1e-7
 
 
 def test_k_d_and_k_g_updates_per_step():
     module = GANModule(GANConfig(input_shape=(2,), hidden=(8,), d_steps=3, g_steps=2))
-    opts = module.configure_optimizers(0, 0)
+    step = make_stepper(module, TrainConfig(lr=0.0))
+    opts = step.optimizers
     x = torch.randn(64, 2)
-    module.train_step(Batch(x[:32]), opts, None, lambda: Batch(x[32:]))
+    module.train_step(Batch(x[:32]), step, None, lambda: Batch(x[32:]))
     d_state = opts["discriminator"].state[next(iter(module.discriminator.parameters()))]
     g_state = opts["generator"].state[next(iter(module.generator.parameters()))]
     assert float(d_state["step"]) == 3 and float(g_state["step"]) == 2
@@ -136,11 +136,11 @@ def test_k_d_and_k_g_updates_per_step():
 
 def test_eval_mode_generates_from_the_weight_average():
     torch.manual_seed(0)
-    module = GANModule(GANConfig(input_shape=(2,), hidden=(8,), ema=0.9))
-    opts = module.configure_optimizers(1e-2, 0)
+    module = GANModule(GANConfig(input_shape=(2,), hidden=(8,), ema=0.9, lr_g=1e-2, lr_d=1e-2))
+    step = make_stepper(module)
     expected = [p.detach().clone() for p in module.generator.parameters()]
     for t in range(1, 31):  # the recurrence by hand: after update t, d_t = min(0.9, (1 + t) / (10 + t))
-        module.train_step(Batch(torch.randn(16, 2)), opts)
+        module.train_step(Batch(torch.randn(16, 2)), step)
         d = min(0.9, (1 + t) / (10 + t))
         expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, module.generator.parameters())]
     for e, avg in zip(expected, module.generator_ema.parameters()):

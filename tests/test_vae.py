@@ -10,6 +10,7 @@ import genlab
 from genlab import VAE, InvalidInputError
 from genlab.models import Batch, VAEConfig, VAEModule
 from genlab.models.losses import gaussian_kl, gaussian_nll, log_normal, log_standard_normal
+from genlab.training import make_stepper
 
 FAST = dict(epochs=3, batch_size=64, random_state=0)
 
@@ -120,10 +121,10 @@ def test_warmup_ramps_beta_in_history(digits):
 def test_aggressive_training_updates_only_the_encoder_in_its_inner_loop(digits):
     X = torch.from_numpy(digits[0][:128])
     module = VAEModule(VAEConfig(input_shape=(1, 8, 8), latent_dim=2, hidden=(16,), aggressive=True))
-    opts = module.configure_optimizers(1e-3, 0.0)
+    step = make_stepper(module)
     decoder_before = [p.clone() for p in module._decoder_parameters()]
     encoder_before = [p.clone() for p in module.encoder.parameters()]
-    module._aggressive_encoder_updates(Batch(X[:64]), opts["encoder"], None, lambda: Batch(X[64:]))
+    module._aggressive_encoder_updates(Batch(X[:64]), step, None, lambda: Batch(X[64:]))
     assert all(torch.equal(a, b) for a, b in zip(decoder_before, module._decoder_parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, module.encoder.parameters()))
 

@@ -86,8 +86,24 @@ def check_params(params: dict[str, Any], table: dict[str, Param]) -> dict[str, A
 TRAINING_PARAMS: dict[str, Param] = {
     "epochs": Param("int", "passes over the training data", low=1),
     "batch_size": Param("int", "samples per gradient step", low=1),
-    "lr": Param("float", "learning rate (Adam)", low=0),
-    "weight_decay": Param("float", "L2 weight decay (Adam)", low=0),
+    "lr": Param("float", "learning rate", low=0),
+    "weight_decay": Param("float", "weight decay λ: adds λ·w to each gradient (adam, sgd; a penalty (λ/2)‖w‖²), or AdamW's "
+                          "decoupled decay", low=0),
+    "weight_decay_on": Param("str", "what weight decay applies to: all parameters, or only the weights of linear and conv "
+                             "layers (not biases or normalisation scales)", choices=("all", "weights")),
+    "optimizer": Param("str", "adam, adamw (decoupled weight decay) or sgd (with momentum)", choices=("adam", "adamw", "sgd")),
+    "momentum": Param("float", "SGD momentum (optimizer='sgd' only)", low=0, high=1),
+    "lr_schedule": Param("str", "learning-rate schedule: constant, cosine (to 0 at the last step), step (×lr_decay every "
+                         "lr_step_epochs) or plateau (×lr_decay after lr_patience epochs without improvement)",
+                         choices=("constant", "cosine", "step", "plateau")),
+    "warmup_steps": Param("int", "steps of linear learning-rate warm-up before the schedule", low=0),
+    "lr_decay": Param("float", "factor of the step and plateau schedules", low=1e-12, high=1),
+    "lr_step_epochs": Param("int", "step schedule: epochs between decays (None: a third of the epochs)", low=1, none_ok=True),
+    "lr_patience": Param("int", "plateau schedule: epochs without improvement before the learning rate decays", low=1),
+    "grad_clip": Param("float", "clip each optimiser's gradients to this global norm (None: no clipping)", low=1e-12,
+                       none_ok=True),
+    "precision": Param("str", "32 (float32), bf16 (bfloat16 autocast, CPU or CUDA) or 16-mixed (float16 autocast with a "
+                       "gradient scaler, CUDA only)", choices=("32", "bf16", "16-mixed")),
     "validation_fraction": Param("float", "share of samples held out for validation (0 disables)", low=0, high=1),
     "early_stopping": Param("bool", "stop when the validation loss stops improving, keep the best weights"),
     "patience": Param("int", "epochs without improvement before early stopping", low=1),
@@ -96,8 +112,15 @@ TRAINING_PARAMS: dict[str, Param] = {
     "device": Param("str", "where to train", choices=("auto", "cpu", "cuda", "mps")),
     "verbose": Param("int", "0 silent, 1 progress", low=0),
     "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),
+    "tensorboard": Param("bool", "write TensorBoard event files under RUN_DIR/tensorboard (needs the tensorboard package)"),
     "checkpoint_steps": Param("int", "with a run directory, also checkpoint every N steps inside epochs (None: epoch ends only)",
                               low=1, none_ok=True),
     "nonfinite": Param("str", "a NaN/Inf loss or gradient: stop the run (the last good checkpoint stays) or skip the batch",
                        choices=("stop", "skip")),
+}
+
+#: The options of the training engine itself (spec §8): every estimator has them, with these defaults.
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adam", "momentum": 0.0, "weight_decay_on": "all", "lr_schedule": "constant", "warmup_steps": 0,
+    "lr_decay": 0.1, "lr_step_epochs": None, "lr_patience": 5, "grad_clip": None, "precision": "32", "tensorboard": False,
 }

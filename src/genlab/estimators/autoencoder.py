@@ -72,7 +72,10 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu",
                  code_activation=None, loss="mse", solver="auto", sampler_components=1, epochs=50, batch_size=128,
                  lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10,
-                 scaling="auto", device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop"):
+                 scaling="auto", device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop",
+                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
+                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
+                 tensorboard=False):
         self.latent_dim = latent_dim
         self.arch = arch
         self.hidden = hidden
@@ -95,6 +98,17 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         self.random_state = random_state
         self.checkpoint_steps = checkpoint_steps
         self.nonfinite = nonfinite
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay_on = weight_decay_on
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.lr_decay = lr_decay
+        self.lr_step_epochs = lr_step_epochs
+        self.lr_patience = lr_patience
+        self.grad_clip = grad_clip
+        self.precision = precision
+        self.tensorboard = tensorboard
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()

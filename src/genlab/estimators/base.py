@@ -4,6 +4,7 @@ NumPy <-> torch and undo the data scaling on the way out. No modelling maths liv
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,12 +77,10 @@ class GenerativeEstimator(BaseEstimator):
     def _validated_params(self) -> dict[str, Any]:
         return check_params(self.get_params(), self._params)
 
-    def _train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            early_stopping=self.early_stopping, patience=self.patience, device=self.device, verbose=self.verbose,
-            checkpoint_steps=self.checkpoint_steps, nonfinite=self.nonfinite,
-        )
+    def _train_config(self, **overrides) -> TrainConfig:
+        """The loop's configuration from this estimator's training parameters (those it declares), then ``overrides``."""
+        own = {f.name: getattr(self, f.name) for f in fields(TrainConfig) if f.name in self._params}
+        return TrainConfig(**{**own, **overrides})
 
     def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
         # weights are initialised from the seed without touching the caller's global RNG

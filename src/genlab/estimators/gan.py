@@ -95,7 +95,10 @@ class GAN(GenerativeEstimator):
                  noise_anneal_steps=1000, spectral_norm=False, lr_g=None, lr_d=None, betas=(0.5, 0.999), ema=0.999, output="auto",
                  conditional=False, semi_supervised=False, epochs=50, batch_size=64, lr=None, weight_decay=0.0,
                  validation_fraction=0.0, early_stopping=False, patience=10, scaling="auto", device="auto", verbose=0,
-                 random_state=None, checkpoint_steps=None, nonfinite="stop"):
+                 random_state=None, checkpoint_steps=None, nonfinite="stop",
+                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
+                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
+                 tensorboard=False):
         self.latent_dim = latent_dim
         self.arch = arch
         self.hidden = hidden
@@ -131,6 +134,17 @@ class GAN(GenerativeEstimator):
         self.random_state = random_state
         self.checkpoint_steps = checkpoint_steps
         self.nonfinite = nonfinite
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay_on = weight_decay_on
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.lr_decay = lr_decay
+        self.lr_step_epochs = lr_step_epochs
+        self.lr_patience = lr_patience
+        self.grad_clip = grad_clip
+        self.precision = precision
+        self.tensorboard = tensorboard
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()
@@ -176,6 +190,9 @@ class GAN(GenerativeEstimator):
         if self.gp_weight is not None:
             return float(self.gp_weight)
         return 10.0 if len(input_shape) == 3 else 0.1
+
+    def _train_config(self, **overrides):
+        return super()._train_config(lr=self._learning_rate(), **overrides)  # lr=None means a default that depends on arch
 
     def _learning_rate(self) -> float:
         return float(self.lr) if self.lr is not None else (2e-4 if self.arch == "conv" else 1e-3)

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from .._params import TRAINING_PARAMS, Param, check_params
+from .._params import ENGINE_DEFAULTS, TRAINING_PARAMS, Param, check_params
 from .._validation import resolve_seed
 from ..data.protocol import fold_in_split
 from ..data.scaling import Scaling
 from ..errors import InvalidInputError
 from ..models import MultVAEConfig, MultVAEModule
 from ..models.ranking import RANKING_METRICS, top_n
-from ..training import SparseRows, TensorData, TrainConfig, train
+from ..training import SparseRows, TensorData, train
 from .base import PREDICT_BATCH, GenerativeEstimator
 
 
@@ -109,7 +109,8 @@ MULTVAE_PARAMS: dict[str, Param] = {
     "anneal_steps": Param("int", "updates over which β reaches the cap (None: 80% of the training updates)", low=1, none_ok=True),
     "validation_users": Param("int", "users held out to choose the epoch by NDCG@100 (None: 10%, at most 10 000; 0: none)",
                               low=0, none_ok=True),
-    **{k: TRAINING_PARAMS[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "device", "verbose", "random_state")},
+    **{k: TRAINING_PARAMS[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "device", "verbose", "random_state",
+                                        *ENGINE_DEFAULTS)},
 }
 
 
@@ -139,7 +140,10 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
     _variational = True
 
     def __init__(self, hidden=(600,), latent_dim=200, *, dropout=0.5, beta_cap=0.2, anneal_steps=None, validation_users=None,
-                 epochs=100, batch_size=500, lr=1e-3, weight_decay=0.0, device="auto", verbose=0, random_state=None):
+                 epochs=100, batch_size=500, lr=1e-3, weight_decay=0.0, device="auto", verbose=0, random_state=None,
+                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
+                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
+                 tensorboard=False):
         self.hidden = hidden
         self.latent_dim = latent_dim
         self.dropout = dropout
@@ -153,6 +157,17 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay_on = weight_decay_on
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.lr_decay = lr_decay
+        self.lr_step_epochs = lr_step_epochs
+        self.lr_patience = lr_patience
+        self.grad_clip = grad_clip
+        self.precision = precision
+        self.tensorboard = tensorboard
 
     def _validated_params(self) -> dict[str, Any]:
         return check_params(self.get_params(), self._params)
@@ -190,10 +205,8 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
             val_data = TensorData(SparseRows(fold_in[ranked]), SparseRows(heldout[ranked]))
         module = self._build_module(self.input_shape_, None)
         module.anneal_steps.fill_(self.anneal_steps or max(1, int(0.8 * self.epochs * steps_per_epoch)))
-        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                             device=self.device, verbose=self.verbose, monitor="val_ndcg_at_100" if n_val else None,
-                             maximize=bool(n_val), keep_best=bool(n_val),
-                             checkpoint_every=self.epochs)  # a checkpoint of a 20k-item model is large; runs keep the last
+        # the epoch with the best validation NDCG@100 is kept; a checkpoint of a 20k-item model is large, so runs keep the last
+        config = self._train_config(keep_best=bool(n_val), checkpoint_every=self.epochs)
         result = train(module, train_data, val_data, config, seed=self.seed_, run_dir=run_dir, resume=resume)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.module_ = module.eval()

@@ -42,7 +42,7 @@ from .._fileio import atomic_write_bytes, atomic_write_text
 from .._validation import check_array, check_labels
 from ..errors import InvalidInputError, ModelFileError
 from ..nets import MLP, ConvEncoder
-from ..training.loop import flush_denormals
+from ..training import flush_denormals
 
 ARCH_VERSION = 1  # bump when the networks or their training change: old cache entries are then ignored
 FORMAT = "genlab-reference-features"

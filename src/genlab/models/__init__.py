@@ -1,7 +1,7 @@
 """Methods layer: each model family's module, its objective terms and its update step."""
 
 from .autoencoder import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
-from .base import Batch, GenerativeModule
+from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached
 from .gan import GANConfig, GANModule
 from .multvae import MultVAEConfig, MultVAEModule
 from .vae import (
@@ -15,7 +15,7 @@ from .vae import (
 )
 
 __all__ = [
-    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule",
+    "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "OptimizerSpec", "Step", "detached",
     "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule",
     "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
     "posterior_moments", "set_linear_autoencoder",

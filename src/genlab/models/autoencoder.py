@@ -70,6 +70,14 @@ class AutoencoderModule(GenerativeModule):
         target = batch.x if raw.shape == batch.x.shape else batch.x.flatten(1)
         return {"loss": self.reconstruction_loss(raw, target).mean()}
 
+    @torch.no_grad()
+    def preview(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The batch's first images over their reconstructions (an autoencoder samples only after fit)."""
+        if len(self.config.input_shape) != 3:
+            return None
+        x = batch.x[:16]
+        return torch.cat([x, self.decode(self.encode(x))])
+
 
 class PCASolution(NamedTuple):
     mean: torch.Tensor  # (d,)

@@ -1,16 +1,19 @@
 """The contract between a model family and the training loop.
 
 A family's module subclasses :class:`GenerativeModule` and supplies ``objective`` (named scalar
-terms for a batch, ``"loss"`` being the one minimised and monitored). Families with more than one
-optimiser or an inner loop (GAN, aggressive VAE) override ``configure_optimizers`` and
-``train_step``; per-epoch diagnostics come from ``end_epoch``. The loop in
-:mod:`genlab.training` only ever calls these methods.
+terms for a batch, ``"loss"`` being the one minimised). It says *what* to optimise —
+``optimizer_specs`` names its optimisers, their parameters and any family-specific learning rate or
+betas — and *in which order*: ``train_step`` hands each loss to the loop's ``step(name, loss)``,
+which does the mechanics (zero-grad, scaled backward, unscale, finiteness check, clipping, the
+optimiser step). Families never back-propagate or step an optimiser themselves. ``monitor`` names
+the record that may choose the best epoch; per-epoch diagnostics come from ``end_epoch``. The loop
+in :mod:`genlab.training` only ever calls these methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -23,29 +26,54 @@ class Batch(NamedTuple):
     y: torch.Tensor | None = None
 
 
+class OptimizerSpec(NamedTuple):
+    """One optimiser a family asks for: its parameters, and a learning rate or Adam betas of the
+    family's own (None: the training configuration's). The loop builds the optimiser itself."""
+
+    params: Sequence[nn.Parameter]
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    log_grad_norm: bool = False  # the stepper keeps the pre-clipping gradient norm in ``step.grad_norms[name]``
+
+
+class Step(Protocol):
+    """The loop's stepper as a family sees it: ``step(name, loss)`` updates the named optimiser(s)
+    from ``loss`` and returns whether the update was taken."""
+
+    grad_norms: dict[str, torch.Tensor]
+
+    def __call__(self, names: str | tuple[str, ...], loss: torch.Tensor) -> bool: ...
+
+
+def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: value.detach() for name, value in terms.items()}
+
+
 class GenerativeModule(nn.Module):
-    """Base class: one Adam optimiser over all parameters, one gradient step per batch."""
+    """Base class: one optimiser over all parameters, one gradient step per batch."""
+
+    #: (record key, larger is better) that may pick the best epoch and drive early stopping or the
+    #: plateau schedule; the loop reads ``val_<key>`` when there is a validation split. None: no
+    #: record measures progress, and ``no_monitor_reason`` says why.
+    monitor: ClassVar[tuple[str, bool] | None] = ("loss", False)
+    no_monitor_reason: ClassVar[str] = ""
 
     def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Named scalar terms for ``batch``; ``"loss"`` is minimised. ``generator`` drives any noise."""
         raise NotImplementedError
 
-    def configure_optimizers(self, lr: float, weight_decay: float) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)}
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        """The optimisers to build, by name. Default: one over every parameter."""
+        return {"model": OptimizerSpec(list(self.parameters()))}
 
-    def train_step(
-        self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None = None,
-        stream: Callable[[], Batch] | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Batch, step: Step, generator: torch.Generator | None = None,
+                   stream: Callable[[], Batch] | None = None) -> dict[str, torch.Tensor]:
         """One update; returns the detached terms (no host sync: the loop decides when to read them).
 
         ``stream()`` draws further random training batches, for families with an inner loop."""
-        (optimizer,) = optimizers.values()
         terms = self.objective(batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        return {name: value.detach() for name, value in terms.items()}
+        step("model", terms["loss"])
+        return detached(terms)
 
     @torch.no_grad()
     def eval_step(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -56,3 +84,9 @@ class GenerativeModule(nn.Module):
         """Diagnostics for the epoch's record, computed on ``data`` (validation, else training);
         a family may also update its own schedule here. Default: none."""
         return {}
+
+    @torch.no_grad()
+    def preview(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Images (n, c, h, w) in model units to show while training (TensorBoard): samples, or
+        reconstructions of ``batch``. Default: none."""
+        return None

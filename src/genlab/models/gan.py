@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
 from ..nets import MLP, DCGANDiscriminator, DCGANGenerator, make_activation
-from .base import Batch, GenerativeModule
+from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached
 from .losses import GAN_LOSSES, gradient_penalty
 
 LOG4 = math.log(4.0)
@@ -59,6 +59,10 @@ class GANConfig:
 
 
 class GANModule(GenerativeModule):
+    monitor = None  # no record measures sample quality
+    no_monitor_reason = ("a GAN's d_loss and g_loss trade off against each other and do not say whether the samples improve. "
+                         "Train a fixed number of epochs and judge the samples with genlab evaluate.")
+
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
@@ -176,45 +180,42 @@ class GANModule(GenerativeModule):
         return terms
 
     # -- training -----------------------------------------------------------------------------------
-    def configure_optimizers(self, lr: float, weight_decay: float) -> dict[str, torch.optim.Optimizer]:
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         cfg = self.config  # the GAN's own learning rates and betas (spec §5: Adam β₁ = 0.5)
-        return {"discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas,
-                                                  weight_decay=weight_decay),
-                "generator": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas,
-                                              weight_decay=weight_decay)}
+        return {"discriminator": OptimizerSpec(list(self.discriminator.parameters()), lr=cfg.lr_d, betas=cfg.betas,
+                                               log_grad_norm=True),
+                "generator": OptimizerSpec(list(self.generator.parameters()), lr=cfg.lr_g, betas=cfg.betas, log_grad_norm=True)}
 
-    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None = None,
+    def train_step(self, batch: Batch, step: Step, generator: torch.Generator | None = None,
                    stream: Callable[[], Batch] | None = None) -> dict[str, torch.Tensor]:
         cfg = self.config
-        opt_d, opt_g = optimizers["discriminator"], optimizers["generator"]
         for i in range(cfg.d_steps):  # k_d discriminator updates, each on a fresh real batch
             real = batch if i == 0 or stream is None else stream()
             with torch.no_grad():
                 fake, y_fake = self._fake(real, generator)
             d_terms = self.discriminator_terms(real, fake, y_fake, generator)
-            opt_d.zero_grad(set_to_none=True)
-            d_terms["d_loss"].backward()
-            d_grad = _grad_norm(self.discriminator)
-            opt_d.step()
+            step("discriminator", d_terms["d_loss"])
             if cfg.loss == "wasserstein" and cfg.penalty == "clip":
                 with torch.no_grad():
                     for p in self.discriminator.parameters():
                         p.clamp_(-cfg.clip_value, cfg.clip_value)
-        g_loss, g_grad = torch.zeros((), device=batch.x.device), torch.zeros((), device=batch.x.device)
-        for _ in range(cfg.g_steps):
+        zero = torch.zeros((), device=batch.x.device)
+        g_loss = zero
+        for _ in range(cfg.g_steps):  # k_g generator updates; only G's parameters receive gradients
             fake, y_fake = self._fake(batch, generator)
             g_loss = self.generator_loss(fake, y_fake)
-            opt_g.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
-            g_loss.backward()
-            g_grad = _grad_norm(self.generator)
-            opt_g.step()
+            step("generator", g_loss)
         self.steps += 1
         self._update_ema()
-        terms = {name: value.detach() for name, value in d_terms.items()}
-        terms.update(g_loss=g_loss.detach(), loss=(d_terms["d_loss"] + g_loss).detach(), d_grad_norm=d_grad, g_grad_norm=g_grad)
+        terms = detached(d_terms)
+        terms.update(g_loss=g_loss.detach(), loss=(d_terms["d_loss"] + g_loss).detach(),
+                     d_grad_norm=step.grad_norms.get("discriminator", zero), g_grad_norm=step.grad_norms.get("generator", zero))
         return terms
 
+    @torch.no_grad()
+    def preview(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Samples of the averaged generator (eval mode), with the batch's labels when conditional."""
+        return self._fake(batch, generator)[0] if len(self.config.input_shape) == 3 else None
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -234,7 +235,3 @@ def _summary(d: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean D output for the logs: a probability σ(d) for logit objectives, the raw critic otherwise."""
     return (torch.sigmoid(d) if loss in ("minimax", "nonsaturating") else d).mean().detach()
 
-
-def _grad_norm(module: nn.Module) -> torch.Tensor:
-    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return torch.cat(grads).norm() if grads else torch.zeros(())

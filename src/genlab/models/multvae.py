@@ -34,6 +34,8 @@ class MultVAEConfig:
 
 
 class MultVAEModule(GenerativeModule):
+    monitor = ("ndcg_at_100", True)  # the paper's model selection: validation NDCG@100
+
     def __init__(self, config: MultVAEConfig):
         super().__init__()
         self.config = config
@@ -80,8 +82,8 @@ class MultVAEModule(GenerativeModule):
         beta = self.beta()
         return {"loss": (nll + beta * kl).mean(), "nll": nll.mean(), "kl": kl.mean(), "beta": beta}
 
-    def train_step(self, batch, optimizers, generator=None, stream=None):
-        terms = super().train_step(batch, optimizers, generator, stream)
+    def train_step(self, batch, step, generator=None, stream=None):
+        terms = super().train_step(batch, step, generator, stream)
         self.steps += 1
         return terms
 

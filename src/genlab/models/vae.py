@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nets import MLP, ConvDecoder, ConvEncoder
-from .base import Batch, GenerativeModule
+from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached
 from .losses import (
     LOGVAR_RANGE,
     bernoulli_nll,
@@ -182,46 +182,43 @@ class VAEModule(GenerativeModule):
         encoder = {id(p) for p in self.encoder.parameters()}
         return [p for p in self.parameters() if id(p) not in encoder]
 
-    def configure_optimizers(self, lr: float, weight_decay: float) -> dict[str, torch.optim.Optimizer]:
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         if not self.config.aggressive:
-            return super().configure_optimizers(lr, weight_decay)
-        return {"encoder": torch.optim.Adam(self.encoder.parameters(), lr=lr, weight_decay=weight_decay),
-                "decoder": torch.optim.Adam(self._decoder_parameters(), lr=lr, weight_decay=weight_decay)}
+            return super().optimizer_specs()
+        return {"encoder": OptimizerSpec(list(self.encoder.parameters())), "decoder": OptimizerSpec(self._decoder_parameters())}
 
-    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator | None = None,
+    def train_step(self, batch: Batch, step: Step, generator: torch.Generator | None = None,
                    stream: Callable[[], Batch] | None = None) -> dict[str, torch.Tensor]:
         self.steps += 1
-        if not (self.config.aggressive and bool(self.aggressive_on)):
-            terms = self.objective(batch, generator)
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            for opt in optimizers.values():
-                opt.step()
-            return {name: value.detach() for name, value in terms.items()}
-        self._aggressive_encoder_updates(batch, optimizers["encoder"], generator, stream)
-        terms = self.objective(batch, generator)  # then one decoder update
-        for opt in optimizers.values():
-            opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizers["decoder"].step()
-        return {name: value.detach() for name, value in terms.items()}
+        names = ("encoder", "decoder") if self.config.aggressive else ("model",)
+        if self.config.aggressive and bool(self.aggressive_on):
+            self._aggressive_encoder_updates(batch, step, generator, stream)
+            names = ("decoder",)  # then one decoder update
+        terms = self.objective(batch, generator)
+        step(names, terms["loss"])
+        return detached(terms)
 
-    def _aggressive_encoder_updates(self, batch, encoder_opt, generator, stream, window: int = 15) -> None:
+    def _aggressive_encoder_updates(self, batch, step: Step, generator, stream, window: int = 15) -> None:
         """He et al. (2019), Algorithm 1: update only the encoder, on fresh batches from the stream,
         until its loss summed over a window of steps stops improving (at most aggressive_max_inner)."""
         previous, current = math.inf, 0.0
         for i in range(1, self.config.aggressive_max_inner + 1):
             inner = stream() if stream is not None and i > 1 else batch
             loss = self.objective(inner, generator)["loss"]
-            encoder_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            encoder_opt.step()
+            step("encoder", loss)
             current += float(loss.detach())
             if i % window == 0:
                 if current > previous:
                     break
                 previous, current = current, 0.0
+
+    @torch.no_grad()
+    def preview(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Means of p(x|z) for z from the prior (with the batch's labels when conditional)."""
+        if len(self.config.input_shape) != 3:
+            return None
+        z = torch.randn((len(batch.x), self.config.latent_dim), generator=generator, device=batch.x.device)
+        return self.decode(z, batch.y if self.config.n_classes else None)
 
     @torch.no_grad()
     def end_epoch(self, data, generator: torch.Generator | None = None) -> dict[str, float]:

@@ -33,6 +33,8 @@ class LoopState:
     best_epoch: int = 0
     bad_epochs: int = 0
     step_in_epoch: int = 0  # > 0: saved inside an epoch, after this many of its steps
+    lr_scale: float = 1.0  # the plateau schedule's multiplier so far
+    plateau_bad_epochs: int = 0
 
 
 def _optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -70,6 +72,7 @@ def save_checkpoint(
     *,
     best_weights: dict[str, torch.Tensor] | None = None,
     extra: dict[str, torch.Tensor] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
     keep: int = 3,
 ) -> Path:
     """Write one complete checkpoint atomically, list it in the manifest, prune old ones. ``extra``
@@ -90,6 +93,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "state": state.__dict__,
         "optimizers": optim_meta,
+        "scaler": None if scaler is None else scaler.state_dict(),  # float16 loss scale and its growth counter
     }
     name = f"step-{state.global_step + state.step_in_epoch:09d}.safetensors"
     path = directory / name
@@ -117,11 +121,12 @@ def list_checkpoints(directory: Path) -> list[str]:
 def _loop_state(raw) -> LoopState:
     """The loop state from JSON, with every field's type checked (a wrong one raises TypeError)."""
     state = LoopState(**raw)
-    counters = (state.epoch, state.global_step, state.best_epoch, state.bad_epochs, state.step_in_epoch)
+    counters = (state.epoch, state.global_step, state.best_epoch, state.bad_epochs, state.step_in_epoch, state.plateau_bad_epochs)
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counters):
         raise TypeError("loop counters must be non-negative integers")
-    if not isinstance(state.best_value, (int, float)) or isinstance(state.best_value, bool):
-        raise TypeError("best_value must be a number")
+    for value in (state.best_value, state.lr_scale):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError("best_value and lr_scale must be numbers")
     if not isinstance(state.history, list) or not all(isinstance(r, dict) for r in state.history):
         raise TypeError("history must be a list of records")
     return state
@@ -132,9 +137,10 @@ def load_checkpoint(
     module: torch.nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
     rngs: dict[str, torch.Generator],
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
-    """Restore module, optimisers and RNGs in place; return the loop state, the best weights (if
-    any) and the loop's extra tensors."""
+    """Restore module, optimisers, RNGs and the float16 loss scaler in place; return the loop state,
+    the best weights (if any) and the loop's extra tensors."""
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = (f.metadata() or {}).get("genlab_checkpoint")
@@ -157,6 +163,10 @@ def load_checkpoint(
         for name, gen in rngs.items():
             gen.set_state(tensors[f"rng/{name}"])
         state = _loop_state(meta["state"])
+        if scaler is not None:
+            if not isinstance(meta.get("scaler"), dict):
+                raise KeyError("the float16 loss scaler (this run was not trained with precision='16-mixed')")
+            scaler.load_state_dict(meta["scaler"])
         if state.step_in_epoch and not {"extra/order", "extra/kept"} <= tensors.keys():
             raise KeyError("the data order of the interrupted epoch")
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:

@@ -1,79 +1,71 @@
-"""The one training loop. It knows batches, devices, epochs, validation, early stopping,
-checkpoints and logging — and nothing about which model it is training (spec §8).
+"""The one training loop. It knows batches, devices, epochs, precision, the optimisation step,
+schedules, validation, early stopping, checkpoints and logging — and nothing about which model it
+is training (spec §8).
 
-The model supplies ``configure_optimizers`` and ``train_step``/``eval_step``
-(:class:`genlab.models.GenerativeModule`). Per-step losses stay on the device; they are read
-once per epoch, so the loop adds no host-device synchronisation per step.
+The model supplies ``optimizer_specs``, ``train_step``/``eval_step`` and its ``monitor``
+(:class:`genlab.models.GenerativeModule`); ``train_step`` hands every update to the loop's
+:class:`~genlab.training.stepper.Stepper`. Per-step losses stay on the device; they are read once
+per epoch, so the loop adds no host-device synchronisation per step.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from .._fileio import atomic_write_text
+from .._params import TRAINING_PARAMS
 from ..errors import InvalidInputError, ModelFileError
 from ..models.base import Batch, GenerativeModule
 from .checkpoint import LoopState, list_checkpoints, load_checkpoint, save_checkpoint
+from .data import SparseRows, TensorData, batch_bounds
+from .denormals import flush_denormals
 from .progress import Progress, Timer
+from .records import TensorBoard, append_metrics, write_metrics
+from .stepper import SkipBatch, Stepper, autocast, build_optimizers, check_precision, lr_scale, make_scaler
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-class SparseRows:
-    """Rows of a scipy CSR matrix that become dense tensors one batch at a time, so memory grows with
-    batch × columns, never rows × columns. Indexed like a tensor: ``rows[idx]``, ``rows[a:b]``, ``len``."""
-
-    def __init__(self, matrix, device: torch.device | str = "cpu"):
-        self.matrix = matrix.tocsr().astype(np.float32)
-        self.device = torch.device(device)
-        self.shape = self.matrix.shape
-
-    def __len__(self) -> int:
-        return self.matrix.shape[0]
-
-    def __getitem__(self, idx) -> torch.Tensor:
-        if isinstance(idx, torch.Tensor):
-            idx = idx.cpu().numpy()
-        return torch.from_numpy(self.matrix[idx].toarray()).to(self.device)
-
-    def to(self, device) -> SparseRows:
-        return SparseRows(self.matrix, device)
-
-
-class TensorData(NamedTuple):
-    """A data set in model units: x (n, ...) and y (n, ...) or None, as tensors (the whole set) or
-    :class:`SparseRows` (densified a batch at a time)."""
-
-    x: torch.Tensor | SparseRows
-    y: torch.Tensor | SparseRows | None = None
+PREVIEW_ROWS = 32
+__all__ = ["DEVICES", "NonFiniteLossError", "SparseRows", "TensorData", "TrainConfig", "TrainResult", "make_stepper",
+           "resolve_device", "train"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How to train; each field that is also an estimator parameter is validated by genlab's table."""
+
     epochs: int = 50
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 1e-3  # a default: a family's own learning rates (a GAN's lr_g, lr_d) win
     weight_decay: float = 0.0
+    weight_decay_on: str = "all"  # "weights": linear/conv weights only, not biases or normalisation scales
+    optimizer: str = "adam"  # adam | adamw | sgd
+    momentum: float = 0.0  # sgd only
+    lr_schedule: str = "constant"  # constant | cosine | step | plateau
+    warmup_steps: int = 0
+    lr_decay: float = 0.1  # the factor of the step and plateau schedules
+    lr_step_epochs: int | None = None  # step schedule: epochs between decays (None: a third of the run)
+    lr_patience: int = 5  # plateau schedule: epochs without improvement before a decay
+    grad_clip: float | None = None  # max global gradient norm, per optimiser
+    precision: str = "32"  # "32" | "bf16" | "16-mixed"
     early_stopping: bool = False
     patience: int = 10
     device: str = "auto"
     verbose: int = 0
+    tensorboard: bool = False  # event files under RUN_DIR/tensorboard (needs a run directory)
     checkpoint_every: int = 1  # epochs between checkpoints when a run directory is given
     checkpoint_steps: int | None = None  # also checkpoint every this many steps inside epochs
     nonfinite: str = "stop"  # NaN/Inf loss or gradient: "stop" the run, or "skip" the batch (one host sync per step)
     keep_checkpoints: int = 3
-    monitor: str | None = None  # record entry that picks the best epoch; None: val_loss, or loss without validation
-    maximize: bool = False  # larger monitor values are better (e.g. a ranking metric)
     keep_best: bool = False  # end with the best epoch's weights (always so with early stopping)
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name in TRAINING_PARAMS:
+                TRAINING_PARAMS[f.name].check(f.name, getattr(self, f.name))
 
 
 @dataclass(frozen=True)
@@ -104,37 +96,42 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@contextlib.contextmanager
-def flush_denormals():
-    """Flush denormal floats to zero while training on CPU (Adam moments decaying into denormals
-    slow a CPU down by tens of percent, spec §8). torch has no getter, so we restore the default."""
-    enabled = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if enabled:
-            torch.set_flush_denormal(False)
+@dataclass
+class _Run:
+    """What one call of :func:`train` holds: the module and its optimisers, the data on the device,
+    the random generators, where records go, and the loop state that checkpoints carry."""
 
+    module: GenerativeModule
+    config: TrainConfig
+    seed: int
+    device: torch.device
+    train: TensorData
+    val: TensorData | None
+    optimizers: dict[str, torch.optim.Optimizer]
+    step: Stepper
+    scaler: torch.amp.GradScaler | None
+    rngs: dict[str, torch.Generator]
+    run_dir: Path | None
+    monitor: tuple[str, bool] | None  # (record key, larger is better)
+    monitor_needed: bool
+    state: LoopState = field(default_factory=LoopState)
+    best_weights: dict[str, torch.Tensor] | None = None
+    partial: dict[str, torch.Tensor] = field(default_factory=dict)
+    board: TensorBoard | None = None
 
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch bounds; a trailing batch of one sample is dropped (batch-norm cannot train on it)."""
-    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds.pop()
-    return bounds
+    @property
+    def ckpt_dir(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
 
+    @property
+    def bounds(self) -> list[tuple[int, int]]:
+        return batch_bounds(len(self.train.x), self.config.batch_size)
 
-def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-    """Sample-weighted mean of ``eval_step`` terms over ``data``, with its own fixed noise."""
-    module.eval()
-    generator = torch.Generator(device=data.x.device).manual_seed(seed)
-    sums: dict[str, torch.Tensor] = {}
-    n, size = len(data.x), max(batch_size, 256)
-    for start, stop in ((s, min(s + size, n)) for s in range(0, n, size)):  # every row: nothing trains here
-        y = None if data.y is None else data.y[start:stop]
-        for name, value in module.eval_step(Batch(data.x[start:stop], y), generator).items():
-            sums[name] = sums.get(name, 0) + value.detach() * (stop - start)
-    return {name: total / len(data.x) for name, total in sums.items()}
+    def stream(self) -> Batch:
+        """A random extra training batch, for families with an inner loop (aggressive VAE, a GAN's k_d)."""
+        x, y = self.train
+        idx = torch.randint(len(x), (min(self.config.batch_size, len(x)),), generator=self.rngs["data"]).to(self.device)
+        return Batch(x[idx], None if y is None else y[idx])
 
 
 def train(
@@ -147,167 +144,273 @@ def train(
     run_dir: str | Path | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Train ``module`` in place; with ``run_dir``, log to metrics.jsonl and keep checkpoints.
+    """Train ``module`` in place; with ``run_dir``, log to metrics.jsonl (and TensorBoard) and keep checkpoints.
 
     ``resume=True`` continues from the newest complete checkpoint in ``run_dir/checkpoints``.
     """
-    device = resolve_device(config.device)
-    module.to(device)
-    optimizers = module.configure_optimizers(config.lr, config.weight_decay)
-    rngs = {"data": torch.Generator().manual_seed(seed), "noise": torch.Generator(device=device).manual_seed(seed + 1)}
-    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    state, best_weights, partial = LoopState(), None, {}
+    run = _setup(module, train_data, val_data, config, seed, None if run_dir is None else Path(run_dir))
     if resume:
-        names = list_checkpoints(ckpt_dir) if ckpt_dir is not None else []
-        if not names:
-            raise InvalidInputError(f"no complete checkpoint in {ckpt_dir}; nothing to resume (start the run again).")
-        state, best_weights, partial = load_checkpoint(ckpt_dir / names[-1], module, optimizers, rngs)
-        if config.epochs < state.epoch + (1 if state.step_in_epoch else 0):
-            raise InvalidInputError(f"this run has already trained {state.epoch} epochs"
-                                    f"{' and part of the next' if state.step_in_epoch else ''}; resume with epochs of at least "
-                                    f"{state.epoch + (1 if state.step_in_epoch else 0)}.")
-
-    x, y = train_data.x.to(device), None if train_data.y is None else train_data.y.to(device)
-    val = None if val_data is None else TensorData(val_data.x.to(device), None if val_data.y is None else val_data.y.to(device))
-    bounds = _batches(len(x), config.batch_size)
-    if state.step_in_epoch:  # a checkpoint inside an epoch must fit this data and batching
-        n_terms = {len(v) for k, v in partial.items() if k.startswith("term/")}
-        if len(partial["order"]) != len(x) or state.step_in_epoch >= len(bounds) or n_terms != {len(partial["kept"])}:
-            raise ModelFileError(f"the newest checkpoint in {ckpt_dir} does not match this run's data or batch size.")
-    batch_sizes = torch.tensor([stop - start for start, stop in bounds], dtype=torch.float32, device=device)
-
-    def stream() -> Batch:  # random extra batches for families with an inner loop (aggressive VAE)
-        idx = torch.randint(len(x), (min(config.batch_size, len(x)),), generator=rngs["data"]).to(device)
-        return Batch(x[idx], None if y is None else y[idx])
-
-    monitor = config.monitor or ("val_loss" if val is not None else "loss")
-    keep_best = config.keep_best or config.early_stopping
+        _restore(run)
+    bounds = run.bounds
     progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose)
-    progress.start(state.epoch)
+    progress.start(run.state.epoch)
+    _open_records(run)
     stopped_early = False
-    if run_dir is not None:  # the metrics file always matches the state we continue from
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_metrics(Path(run_dir), state.history)
     try:
         with flush_denormals():
-            for epoch in range(state.epoch, config.epochs):
+            for epoch in range(run.state.epoch, config.epochs):
                 timer = Timer()
-                module.train()
-                if state.step_in_epoch:  # resuming inside this epoch: its order and the steps' terms so far
-                    order, kept = partial["order"].to(device), partial["kept"].tolist()
-                    steps = [{name[len("term/"):]: v[i].to(device) for name, v in partial.items() if name.startswith("term/")}
-                             for i in range(len(kept))]
-                else:
-                    order = torch.randperm(len(x), generator=rngs["data"]).to(device)
-                    steps, kept = [], []  # the kept steps' terms stay on the device; reduced once per epoch
-                for i in range(state.step_in_epoch, len(bounds)):
-                    start, stop = bounds[i]
-                    idx = order[start:stop]
-                    terms = _step(module, Batch(x[idx], None if y is None else y[idx]), optimizers, rngs["noise"], stream, config)
-                    if terms is not None:
-                        steps.append(terms)
-                        kept.append(i)
-                    progress.step(stop - start)
-                    if ckpt_dir is not None and config.checkpoint_steps and (state.global_step + i + 1) % config.checkpoint_steps == 0 \
-                            and i + 1 < len(bounds) and steps:
-                        _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state, i + 1, order, steps, kept, best_weights, config)
-                state.step_in_epoch = 0
-                if not steps:
-                    raise NonFiniteLossError(f"every batch of epoch {epoch + 1} had a non-finite loss or gradient; training stopped. "
-                                             "Lower the learning rate or check the data's scale.")
-                sizes = batch_sizes[kept]
-                n_seen = int(sizes.sum())
-                per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_kept,)
-                sums = {name: (values * sizes).sum() for name, values in per_step.items()}
-                _check_finite(per_step["loss"], sums, state.global_step, epoch + 1)
-                state.global_step += len(bounds)
-                state.epoch = epoch + 1
-                record = {"epoch": state.epoch, "step": state.global_step}
-                record.update({name: total.item() / n_seen for name, total in sums.items()})
-                if config.nonfinite == "skip":
-                    record["skipped_batches"] = len(bounds) - len(kept)
-                if val is not None:
-                    record.update({f"val_{k}": v.item() for k, v in _evaluate(module, val, config.batch_size, seed + 2).items()})
-                diagnostics_rng = torch.Generator(device=device).manual_seed(seed + 3)
-                record.update(module.end_epoch(val if val is not None else TensorData(x, y), diagnostics_rng))
-                record["time"] = timer.elapsed()
-                record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
-                state.history.append(record)
+                steps, kept = _run_epoch(run, bounds, progress)
+                record = _record(run, epoch, steps, kept, bounds, timer)
                 progress.end_epoch(record)
-
-                if monitor not in record:
-                    raise InvalidInputError(f"monitor {monitor!r} is not among this run's records: {', '.join(record)}.")
-                value = -record[monitor] if config.maximize else record[monitor]  # the state keeps "lower is better"
-                if value < state.best_value:
-                    state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
-                    if keep_best:
-                        best_weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                else:
-                    state.bad_epochs += 1
-                stop_now = config.early_stopping and state.bad_epochs >= config.patience
-                if run_dir is not None:
-                    _append_metrics(Path(run_dir), record)
-                    if stop_now or state.epoch == config.epochs or state.epoch % max(config.checkpoint_every, 1) == 0:
-                        _check_weights_finite(module, state.epoch)
-                        save_checkpoint(ckpt_dir, module, optimizers, rngs, state, best_weights=best_weights, keep=config.keep_checkpoints)
+                stop_now = _monitor(run, record)
+                _write_epoch(run, record, stop_now)
                 if stop_now:
                     stopped_early = True
                     break
     finally:
         progress.close()
-    if keep_best and best_weights is not None:
-        module.load_state_dict(copy.deepcopy(best_weights))
+        if run.board is not None:
+            run.board.close()
+    if (config.keep_best or config.early_stopping) and run.best_weights is not None:
+        module.load_state_dict(copy.deepcopy(run.best_weights))
     module.eval()
-    return TrainResult(state.history, state.best_epoch, stopped_early)
+    return TrainResult(run.state.history, run.state.best_epoch, stopped_early)
 
 
-class _NonFiniteGradient(Exception):
-    """Raised before an optimiser step whose gradients are not all finite (``nonfinite="skip"``)."""
+def make_stepper(module: GenerativeModule, config: TrainConfig | None = None, device: torch.device | None = None) -> Stepper:
+    """The optimisers ``module`` asks for, built per ``config``, behind the stepper its ``train_step``
+    receives. Also for driving ``train_step`` by hand: ``module.train_step(batch, make_stepper(module))``."""
+    config = config or TrainConfig()
+    device = device or next(module.parameters()).device
+    specs = module.optimizer_specs()
+    return Stepper(build_optimizers(module, specs, config), grad_clip=config.grad_clip, skip_nonfinite=config.nonfinite == "skip",
+                   scaler=make_scaler(config.precision, device), device=device,
+                   log_norms=tuple(name for name, spec in specs.items() if spec.log_grad_norm))
 
 
-def _refuse_nonfinite_step(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
-        raise _NonFiniteGradient
+def _setup(module, train_data: TensorData, val_data: TensorData | None, config: TrainConfig, seed: int,
+           run_dir: Path | None) -> _Run:
+    device = resolve_device(config.device)
+    check_precision(config.precision, device)
+    if config.tensorboard and run_dir is None:
+        raise InvalidInputError("tensorboard=True writes into the run directory: pass run_dir= to fit (the CLI always has one).")
+    monitor, needed = _resolve_monitor(module, config, val_data is not None)
+    module.to(device)
+    stepper = make_stepper(module, config, device)
+    optimizers, scaler = stepper.optimizers, stepper.scaler
+    rngs = {"data": torch.Generator().manual_seed(seed), "noise": torch.Generator(device=device).manual_seed(seed + 1)}
+
+    def on_device(data: TensorData | None) -> TensorData | None:
+        return None if data is None else TensorData(data.x.to(device), None if data.y is None else data.y.to(device))
+
+    return _Run(module, config, seed, device, on_device(train_data), on_device(val_data), optimizers, stepper, scaler, rngs,
+                run_dir, monitor, needed)
 
 
-def _step(module, batch: Batch, optimizers, generator, stream, config: TrainConfig) -> dict[str, torch.Tensor] | None:
-    """One ``train_step``. With ``nonfinite="skip"`` a batch whose gradients or loss are not finite
-    is left out of the epoch's record (None): the optimiser step that would use them and everything
-    after it in that step is not taken, and floating-point buffers (batch-norm statistics) are put
-    back. Updates made before it in the same step (a GAN's discriminator steps) are kept."""
-    if config.nonfinite != "skip":
-        return module.train_step(batch, optimizers, generator, stream)
+def _resolve_monitor(module: GenerativeModule, config: TrainConfig, has_val: bool) -> tuple[tuple[str, bool] | None, bool]:
+    """The record that picks the best epoch (``val_<key>`` with validation), and whether an option needs it."""
+    users = [name for name, on in (("early_stopping=True", config.early_stopping), ("keep_best=True", config.keep_best),
+                                   ("lr_schedule='plateau'", config.lr_schedule == "plateau")) if on]
+    if module.monitor is None:
+        if users:
+            raise InvalidInputError(f"{users[0]} needs a record that measures progress, and this model has none: "
+                                    f"{module.no_monitor_reason}")
+        return None, False
+    key, maximize = module.monitor
+    return (f"val_{key}" if has_val else key, maximize), bool(users)
+
+
+def _restore(run: _Run) -> None:
+    """Continue from the newest complete checkpoint: weights, optimisers, scaler, RNGs, loop state."""
+    names = list_checkpoints(run.ckpt_dir) if run.ckpt_dir is not None else []
+    if not names:
+        raise InvalidInputError(f"no complete checkpoint in {run.ckpt_dir}; nothing to resume (start the run again).")
+    run.state, run.best_weights, run.partial = load_checkpoint(run.ckpt_dir / names[-1], run.module, run.optimizers, run.rngs,
+                                                               run.scaler)
+    state, epochs = run.state, run.config.epochs
+    if epochs < state.epoch + (1 if state.step_in_epoch else 0):
+        raise InvalidInputError(f"this run has already trained {state.epoch} epochs"
+                                f"{' and part of the next' if state.step_in_epoch else ''}; resume with epochs of at least "
+                                f"{state.epoch + (1 if state.step_in_epoch else 0)}.")
+    if state.step_in_epoch:  # a checkpoint inside an epoch must fit this data and batching
+        n_terms = {len(v) for k, v in run.partial.items() if k.startswith("term/")}
+        if len(run.partial["order"]) != len(run.train.x) or state.step_in_epoch >= len(run.bounds) \
+                or n_terms != {len(run.partial["kept"])}:
+            raise ModelFileError(f"the newest checkpoint in {run.ckpt_dir} does not match this run's data or batch size.")
+
+
+def _open_records(run: _Run) -> None:
+    if run.run_dir is None:
+        return
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(run.run_dir, run.state.history)  # the metrics file always matches the state we continue from
+    if run.config.tensorboard:
+        run.board = TensorBoard(run.run_dir)
+
+
+def _run_epoch(run: _Run, bounds: list[tuple[int, int]], progress: Progress) -> tuple[list[dict[str, torch.Tensor]], list[int]]:
+    """One pass over the data (or the rest of it, resuming inside the epoch): the kept steps' terms and their indices."""
+    x, y = run.train
+    run.module.train()
+    if run.state.step_in_epoch:  # resuming inside this epoch: its order and the steps' terms so far
+        order, kept = run.partial["order"].to(run.device), run.partial["kept"].tolist()
+        steps = [{name[len("term/"):]: v[i].to(run.device) for name, v in run.partial.items() if name.startswith("term/")}
+                 for i in range(len(kept))]
+    else:
+        order = torch.randperm(len(x), generator=run.rngs["data"]).to(run.device)
+        steps, kept = [], []  # the kept steps' terms stay on the device; reduced once per epoch
+    every = run.config.checkpoint_steps
+    for i in range(run.state.step_in_epoch, len(bounds)):
+        start, stop = bounds[i]
+        idx = order[start:stop]
+        run.step.set_lr_scale(_lr_scale(run, run.state.global_step + i, len(bounds)))
+        terms = _step(run, Batch(x[idx], None if y is None else y[idx]))
+        if terms is not None:
+            steps.append(terms)
+            kept.append(i)
+        progress.step(stop - start)
+        if run.ckpt_dir is not None and every and (run.state.global_step + i + 1) % every == 0 and i + 1 < len(bounds) and steps:
+            _save_inside_epoch(run, i + 1, order, steps, kept)
+    run.state.step_in_epoch = 0
+    if not steps:
+        raise NonFiniteLossError(f"every batch of epoch {run.state.epoch + 1} had a non-finite loss or gradient; training "
+                                 "stopped. Lower the learning rate or check the data's scale.")
+    return steps, kept
+
+
+def _lr_scale(run: _Run, step: int, steps_per_epoch: int) -> float:
+    cfg = run.config
+    return lr_scale(cfg.lr_schedule, step, total_steps=cfg.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                    warmup_steps=cfg.warmup_steps, decay=cfg.lr_decay, step_epochs=cfg.lr_step_epochs or max(1, cfg.epochs // 3),
+                    plateau_scale=run.state.lr_scale)
+
+
+def _step(run: _Run, batch: Batch) -> dict[str, torch.Tensor] | None:
+    """One ``train_step`` in the run's precision. With ``nonfinite="skip"`` a batch whose gradients or
+    loss are not finite is left out of the epoch's record (None): the update that would use them and
+    everything after it in that step is not taken, and floating-point buffers (batch-norm statistics)
+    are put back. Updates made before it in the same step (a GAN's discriminator steps) are kept."""
+    module = run.module
+    if run.config.nonfinite != "skip":
+        with autocast(run.config.precision, run.device):
+            terms = module.train_step(batch, run.step, run.rngs["noise"], run.stream)
+        return {name: value.float() for name, value in terms.items()}
     buffers = [b for b in module.buffers() if b.is_floating_point()]  # batch-norm statistics see the batch in forward
     saved = [b.clone() for b in buffers]
-    hooks = [opt.register_step_pre_hook(_refuse_nonfinite_step) for opt in optimizers.values()]
     try:
-        terms = module.train_step(batch, optimizers, generator, stream)
+        with autocast(run.config.precision, run.device):
+            terms = module.train_step(batch, run.step, run.rngs["noise"], run.stream)
         if bool(torch.isfinite(terms["loss"])):
-            return terms
-    except _NonFiniteGradient:
-        for opt in optimizers.values():
-            opt.zero_grad(set_to_none=True)
-    finally:
-        for hook in hooks:
-            hook.remove()
+            return {name: value.float() for name, value in terms.items()}
+    except SkipBatch:
+        pass
     with torch.no_grad():
         for b, old in zip(buffers, saved):
             b.copy_(old)
     return None
 
 
-def _save_inside_epoch(ckpt_dir, module, optimizers, rngs, state: LoopState, n_done: int, order: torch.Tensor,
-                       steps: list[dict[str, torch.Tensor]], kept: list[int], best_weights, config: TrainConfig) -> None:
+def _record(run: _Run, epoch: int, steps: list[dict[str, torch.Tensor]], kept: list[int], bounds, timer: Timer) -> dict:
+    """The epoch's record: sample-weighted means of the training terms (one host sync), the
+    validation terms, the family's diagnostics, time and throughput."""
+    state, cfg = run.state, run.config
+    sizes = torch.tensor([bounds[i][1] - bounds[i][0] for i in kept], dtype=torch.float32, device=run.device)
+    n_seen = int(sizes.sum())
+    per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_kept,)
+    sums = {name: (values * sizes).sum() for name, values in per_step.items()}
+    _check_finite(per_step["loss"], sums, state.global_step, epoch + 1)
+    state.global_step += len(bounds)
+    state.epoch = epoch + 1
+    record = {"epoch": state.epoch, "step": state.global_step}
+    record.update({name: total.item() / n_seen for name, total in sums.items()})
+    if cfg.nonfinite == "skip":
+        record["skipped_batches"] = len(bounds) - len(kept)
+    if cfg.lr_schedule != "constant" or cfg.warmup_steps:
+        record.update({f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in run.optimizers.items()})
+    if run.val is not None:
+        record.update({f"val_{k}": v.item() for k, v in _evaluate(run.module, run.val, cfg.batch_size, run.seed + 2).items()})
+    diagnostics_rng = torch.Generator(device=run.device).manual_seed(run.seed + 3)
+    record.update(run.module.end_epoch(run.val if run.val is not None else run.train, diagnostics_rng))
+    record["time"] = timer.elapsed()
+    record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
+    state.history.append(record)
+    return record
+
+
+def _monitor(run: _Run, record: dict) -> bool:
+    """Track the best epoch by the family's monitor, drive the plateau schedule; True: stop early."""
+    state, cfg = run.state, run.config
+    if run.monitor is None or (run.monitor[0] not in record and not run.monitor_needed):
+        state.best_epoch = state.epoch
+        return False
+    key, maximize = run.monitor
+    if key not in record:
+        raise InvalidInputError(f"monitor {key!r} is not among this run's records: {', '.join(record)}.")
+    value = -record[key] if maximize else record[key]  # the state keeps "lower is better"
+    improved = value < state.best_value
+    if improved:
+        state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
+        if cfg.keep_best or cfg.early_stopping:
+            run.best_weights = {k: v.detach().clone() for k, v in run.module.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+    if cfg.lr_schedule == "plateau":  # ReduceLROnPlateau's rule on the same record
+        state.plateau_bad_epochs = 0 if improved else state.plateau_bad_epochs + 1
+        if state.plateau_bad_epochs >= cfg.lr_patience:
+            state.lr_scale, state.plateau_bad_epochs = state.lr_scale * cfg.lr_decay, 0
+    return cfg.early_stopping and state.bad_epochs >= cfg.patience
+
+
+def _write_epoch(run: _Run, record: dict, stop_now: bool) -> None:
+    """metrics.jsonl, TensorBoard and, when due, a checkpoint at the epoch's end."""
+    if run.run_dir is None:
+        return
+    append_metrics(run.run_dir, record)
+    if run.board is not None:
+        run.board.write(record, _preview(run))
+    cfg, epoch = run.config, run.state.epoch
+    if stop_now or epoch == cfg.epochs or epoch % max(cfg.checkpoint_every, 1) == 0:
+        _check_weights_finite(run.module, epoch)
+        save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, run.state, best_weights=run.best_weights,
+                        scaler=run.scaler, keep=cfg.keep_checkpoints)
+
+
+@torch.no_grad()
+def _preview(run: _Run) -> torch.Tensor | None:
+    """The family's preview images from fixed rows and fixed noise (the training RNGs are not touched)."""
+    data = run.val if run.val is not None else run.train
+    n = min(PREVIEW_ROWS, len(data.x))
+    batch = Batch(data.x[:n], None if data.y is None else data.y[:n])
+    run.module.eval()
+    return run.module.preview(batch, torch.Generator(device=run.device).manual_seed(run.seed + 4))
+
+
+def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Sample-weighted mean of ``eval_step`` terms over ``data``, with its own fixed noise, in float32."""
+    module.eval()
+    generator = torch.Generator(device=data.x.device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    n, size = len(data.x), max(batch_size, 256)
+    for start, stop in ((s, min(s + size, n)) for s in range(0, n, size)):  # every row: nothing trains here
+        y = None if data.y is None else data.y[start:stop]
+        for name, value in module.eval_step(Batch(data.x[start:stop], y), generator).items():
+            sums[name] = sums.get(name, 0) + value.detach().float() * (stop - start)
+    return {name: total / len(data.x) for name, total in sums.items()}
+
+
+def _save_inside_epoch(run: _Run, n_done: int, order: torch.Tensor, steps: list[dict[str, torch.Tensor]], kept: list[int]) -> None:
     """A checkpoint after ``n_done`` steps of the current epoch: with the epoch's data order and its
     terms so far, resuming from it continues the epoch exactly as if it had not stopped."""
+    state = run.state
     terms = {f"term/{name}": torch.stack([t[name] for t in steps]) for name in steps[0]}
     _check_finite(terms["term/loss"], {k[5:]: v.sum() for k, v in terms.items()}, state.global_step, state.epoch + 1)
-    _check_weights_finite(module, state.epoch + 1)
+    _check_weights_finite(run.module, state.epoch + 1)
     inside = copy.copy(state)
     inside.step_in_epoch = n_done
     extra = {"order": order, "kept": torch.tensor(kept, dtype=torch.long), **terms}
-    save_checkpoint(ckpt_dir, module, optimizers, rngs, inside, best_weights=best_weights, extra=extra, keep=config.keep_checkpoints)
+    save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, inside, best_weights=run.best_weights, extra=extra,
+                    scaler=run.scaler, keep=run.config.keep_checkpoints)
 
 
 def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step0: int, epoch: int) -> None:
@@ -327,13 +430,3 @@ def _check_weights_finite(module: torch.nn.Module, epoch: int) -> None:
     for name, p in module.state_dict().items():
         if p.is_floating_point() and not bool(torch.isfinite(p).all()):
             raise NonFiniteLossError(f"weight {name} became non-finite by epoch {epoch}; no checkpoint was written.")
-
-
-def write_metrics(run_dir: Path, history: list[dict]) -> None:
-    """(Re)write ``run_dir/metrics.jsonl`` atomically: one JSON object per record."""
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-
-
-def _append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
