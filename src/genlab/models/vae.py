@@ -129,13 +129,17 @@ class VAEModule(GenerativeModule):
             return torch.softmax(out.flatten(1), dim=1).reshape(out.shape)
         return out
 
+    def negative_log_likelihood(self, x: torch.Tensor, out: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """−log p(x|z) per sample, nats, all constants included."""
+        if self.config.likelihood == "bernoulli":
+            return bernoulli_nll(out, x)
+        if self.config.likelihood == "multinomial":
+            return multinomial_nll(out, x)
+        return gaussian_nll(x, out, logvar)
+
     def log_likelihood(self, x: torch.Tensor, out: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """log p(x|z) per sample, nats, all constants included."""
-        if self.config.likelihood == "bernoulli":
-            return -bernoulli_nll(out, x)
-        if self.config.likelihood == "multinomial":
-            return -multinomial_nll(out, x)
-        return -gaussian_nll(x, out, logvar)
+        return -self.negative_log_likelihood(x, out, logvar)
 
     # -- the objective -----------------------------------------------------------------------
     def reparameterize(self, post: Posterior, n_draws: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -155,27 +159,33 @@ class VAEModule(GenerativeModule):
         z = self.reparameterize(post, n_mc, generator).flatten(0, 1)  # (L, n, k) -> (L*n, k)
         y_rep = None if y is None else y.repeat(n_mc)
         out, logvar = self.decode_params(z, y_rep)
+        if n_mc == 1:  # the usual case: no repeat, no average (each small op costs µs per step, forward and backward)
+            return self.negative_log_likelihood(x, out, logvar), gaussian_kl(post.mu, post.logvar), post
         x_rep = x.unsqueeze(0).expand(n_mc, *x.shape).flatten(0, 1)  # (L*n, ...) in the same order as z
-        rec = -self.log_likelihood(x_rep, out, logvar).reshape(n_mc, len(x)).mean(dim=0)
+        rec = self.negative_log_likelihood(x_rep, out, logvar).reshape(n_mc, len(x)).mean(dim=0)
         return rec, gaussian_kl(post.mu, post.logvar), post
 
-    def beta_now(self) -> torch.Tensor:
+    def beta_now(self) -> torch.Tensor | float:
+        """The KL weight now: a number, or a 0-d tensor on the module's device during KL warm-up (no host sync)."""
         cfg = self.config
         if cfg.kl_warmup_steps <= 0:
-            return torch.tensor(cfg.beta, device=self.steps.device)
+            return cfg.beta
         return cfg.beta * torch.clamp(self.steps.float() / cfg.kl_warmup_steps, max=1.0)
 
     def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         x = self.prepare(batch.x, generator)
         rec, kl_dims, _ = self.elbo_terms(x, batch.y, generator)
-        kl = kl_dims.sum(dim=1)
+        rec_mean = rec.mean()
         if self.config.free_bits > 0:  # each dimension's batch-mean KL counts at least free_bits nats
             kl_train = torch.clamp(kl_dims.mean(dim=0), min=self.config.free_bits).sum()
         else:
-            kl_train = kl.mean()
+            kl_train = kl_dims.sum() / len(x)  # the batch mean of the per-sample KL
         beta = self.beta_now()
-        return {"loss": rec.mean() + beta * kl_train, "elbo": -(rec + kl).mean(), "reconstruction": rec.mean(),
-                "kl": kl.mean(), "beta": beta.detach()}
+        loss = rec_mean + kl_train if isinstance(beta, float) and beta == 1.0 else rec_mean + beta * kl_train
+        with torch.no_grad():  # reported terms: no autograd graph for them
+            kl_mean = kl_train.detach() if self.config.free_bits <= 0 else kl_dims.sum() / len(x)
+            return {"loss": loss, "elbo": -(rec_mean + kl_mean), "reconstruction": rec_mean.detach(), "kl": kl_mean,
+                    "beta": beta.detach() if torch.is_tensor(beta) else torch.full((), beta, device=x.device)}
 
     # -- training ----------------------------------------------------------------------------
     def _decoder_parameters(self) -> list[nn.Parameter]:

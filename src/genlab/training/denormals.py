@@ -53,8 +53,8 @@ def _openmp_runtime() -> ctypes.CDLL | None:
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return None
-    paths = {line.split()[-1] for line in maps.read_text().splitlines()
-             if line.split() and any(name in Path(line.split()[-1]).name for name in _OPENMP_NAMES)}
+    paths = {line.split()[-1] for line in maps.read_text().splitlines() if "omp" in line}
+    paths = {p for p in paths if any(Path(p).name.startswith(name) for name in _OPENMP_NAMES)}
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)

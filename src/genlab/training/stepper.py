@@ -24,6 +24,7 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
 }
 PRECISIONS = ("32", "bf16", "16-mixed")
+FUSED_DEVICES = ("cpu", "cuda")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}
 _WEIGHT_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -61,7 +62,10 @@ def build_optimizers(module: nn.Module, specs: dict[str, OptimizerSpec], config)
                       {"params": [p for p in params if id(p) not in weights], "weight_decay": 0.0}]
             groups = [g for g in groups if g["params"]]
         kwargs = {"momentum": config.momentum} if config.optimizer == "sgd" else {"betas": spec.betas or (0.9, 0.999)}
-        optimizer = OPTIMIZERS[config.optimizer](groups, lr=lr, **kwargs)
+        # one fused kernel per update instead of ~6 passes over every parameter: Adam's step for W1 takes 0.38 ms
+        # instead of 1.9 ms on CPU (benchmarks/RESULTS.md); the fused kernels exist for CPU and CUDA
+        fused = bool(params) and all(p.device.type in FUSED_DEVICES and p.dtype == torch.float32 for p in params)
+        optimizer = OPTIMIZERS[config.optimizer](groups, lr=lr, fused=fused or None, **kwargs)
         for group in optimizer.param_groups:
             group["base_lr"] = lr
         optimizers[name] = optimizer
