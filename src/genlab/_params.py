@@ -20,6 +20,7 @@ class Param:
     low: float | None = None  # inclusive lower bound for numbers
     high: float | None = None  # exclusive upper bound for numbers
     none_ok: bool = False
+    above: float | None = None  # exclusive lower bound for numbers
 
     def describe(self) -> str:
         if self.choices:
@@ -28,6 +29,8 @@ class Param:
                 "ints": "a list of positive integers", "floats": "a list of numbers", "seed": "a non-negative integer"}[self.kind]
         if self.low is not None:
             what += f" >= {self.low:g}"
+        if self.above is not None:
+            what += f" > {self.above:g}"
         if self.high is not None:
             what += f" and < {self.high:g}"
         return what + (" (or None)" if self.none_ok else "")
@@ -73,7 +76,8 @@ class Param:
                 raise bad
             return value
         low = 0 if self.kind == "seed" else self.low
-        if (low is not None and value < low) or (self.high is not None and value >= self.high):
+        if (low is not None and value < low) or (self.high is not None and value >= self.high) \
+                or (self.above is not None and value <= self.above):
             raise bad
         return value
 
@@ -97,10 +101,10 @@ TRAINING_PARAMS: dict[str, Param] = {
                          "lr_step_epochs) or plateau (×lr_decay after lr_patience epochs without improvement)",
                          choices=("constant", "cosine", "step", "plateau")),
     "warmup_steps": Param("int", "steps of linear learning-rate warm-up before the schedule", low=0),
-    "lr_decay": Param("float", "factor of the step and plateau schedules", low=1e-12, high=1),
+    "lr_decay": Param("float", "factor of the step and plateau schedules", above=0, high=1),
     "lr_step_epochs": Param("int", "step schedule: epochs between decays (None: a third of the epochs)", low=1, none_ok=True),
     "lr_patience": Param("int", "plateau schedule: epochs without improvement before the learning rate decays", low=1),
-    "grad_clip": Param("float", "clip each optimiser's gradients to this global norm (None: no clipping)", low=1e-12,
+    "grad_clip": Param("float", "clip each optimiser's gradients to this global norm (None: no clipping)", above=0,
                        none_ok=True),
     "precision": Param("str", "32 (float32), bf16 (bfloat16 autocast, CPU or CUDA) or 16-mixed (float16 autocast with a "
                        "gradient scaler, CUDA only)", choices=("32", "bf16", "16-mixed")),

@@ -49,15 +49,21 @@ def _noop() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=1)
 def _openmp_runtime() -> ctypes.CDLL | None:
-    """The OpenMP runtime loaded into this process (the one torch's kernels use), or None."""
+    """The OpenMP runtime torch's kernels use, or None.
+
+    A process can hold several: scikit-learn, NumPy or SciPy wheels bring their own renamed copy
+    (``libgomp-<hash>.so``), each with its own thread pools. Torch's is the one in torch's own folder,
+    else one under its plain soname (a system or conda torch); a vendored copy would set the wrong pool."""
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return None
     paths = {line.split()[-1] for line in maps.read_text().splitlines() if "omp" in line}
-    paths = {p for p in paths if any(Path(p).name.startswith(name) for name in _OPENMP_NAMES)}
-    for path in sorted(paths):
+    paths = [Path(p) for p in paths if any(Path(p).name.startswith(name) for name in _OPENMP_NAMES)]
+    torch_dir = Path(torch.__file__).resolve().parent
+    ours = [p for p in paths if torch_dir in p.resolve().parents] or [p for p in paths if "-" not in p.name]
+    for path in sorted(ours):
         try:
-            lib = ctypes.CDLL(path)
+            lib = ctypes.CDLL(str(path))
             lib.GOMP_parallel.argtypes = [_CALLBACK, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
             lib.GOMP_parallel.restype = None
             lib.omp_get_thread_num.restype = ctypes.c_int

@@ -351,7 +351,8 @@ def _monitor(run: _Run, record: dict) -> bool:
         return False
     key, maximize = run.monitor
     if key not in record:
-        raise InvalidInputError(f"monitor {key!r} is not among this run's records: {', '.join(record)}.")
+        raise InvalidInputError(f"early stopping, keep_best and the plateau schedule follow {key!r}, which this run does not "
+                                f"record (it records {', '.join(record)}); {key.removeprefix('val_')!r} needs a validation split.")
     value = -record[key] if maximize else record[key]  # the state keeps "lower is better"
     improved = value < state.best_value
     if improved:
