@@ -9,7 +9,7 @@ repeat, never as absolute numbers.
 Variants, timed per repeat:
   train  genlab.training.train(module, TensorData(x), None, TrainConfig(...), seed=...)
          -- the loop itself (optimiser construction included, module construction excluded)
-  hand   the minimal loop: Adam; per epoch randperm; x[perm[i:i+bs]]; SSE-per-sample mean;
+  hand   the minimal loop: Adam (fused, as genlab's stepper builds it on CPU); per epoch randperm; x[perm[i:i+bs]]; SSE-per-sample mean;
          zero_grad(set_to_none=True); backward; step -- on a plain nn.Sequential holding a copy of
          the very same Linear/ReLU layers (so no genlab code runs inside it)
   fit    genlab.Autoencoder(...).fit(X) -- the whole estimator: input checks, scaling, module
@@ -90,7 +90,7 @@ def run_hand(module: AutoencoderModule, x_flat: torch.Tensor, epochs: int, seed:
     model = plain_copy(module)
     gc.collect()
     t0 = time.perf_counter()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True)  # the optimiser genlab's stepper builds on CPU
     g = torch.Generator().manual_seed(seed)  # same stream as genlab's data generator -> same batches
     n, bs = len(x_flat), BATCH
     model.train()
