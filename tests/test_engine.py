@@ -18,8 +18,9 @@ from scipy import sparse
 from torch import nn
 
 import genlab
-from genlab.data.protocol import fold_in_split
+from conftest import assert_user_error, run
 from genlab import GAN, VAE, Autoencoder, InvalidInputError, MultVAE
+from genlab.data.protocol import fold_in_split
 from genlab.models import (
     AutoencoderConfig,
     AutoencoderModule,
@@ -35,8 +36,6 @@ from genlab.models import (
 from genlab.training import SparseRows, TensorData, TrainConfig, build_optimizers, make_stepper, train
 from genlab.training.checkpoint import MANIFEST, LoopState, list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.training.stepper import lr_scale
-
-from conftest import assert_user_error, run
 
 SRC = Path(genlab.__file__).parent
 
@@ -207,9 +206,9 @@ CASES = [(f, s) for f in FAMILY_MODULES for s in ("constant", "cosine", "step", 
 @pytest.mark.parametrize("family, schedule", CASES)
 def test_four_epochs_straight_equal_two_then_resume_for_every_family_and_schedule(family, schedule, digits, tmp_path):
     data, val = _family_data(family, digits)
+    optimizer = dict(optimizer="sgd", momentum=0.9) if family == "ae" else dict(optimizer="adam")
     config = TrainConfig(epochs=4, batch_size=64, lr_schedule=schedule, warmup_steps=3, lr_step_epochs=1, lr_patience=1,
-                         lr_decay=0.5, optimizer="sgd" if family == "ae" else "adam", momentum=0.9, grad_clip=5.0,
-                         keep_checkpoints=4, device="cpu")
+                         lr_decay=0.5, grad_clip=5.0, keep_checkpoints=4, device="cpu", **optimizer)
 
     def fresh():
         with torch.random.fork_rng():
@@ -268,7 +267,7 @@ def test_bf16_multvae_trains(digits):
 def test_float16_needs_cuda_and_bad_values_are_one_line_errors(digits, capsys, tmp_path):
     with pytest.raises(InvalidInputError, match="16-mixed.*needs a CUDA device"):
         VAE(2, epochs=1, precision="16-mixed", device="cpu").fit(digits[0][:64])
-    for bad, words in [(("--precision", "fp8"), ("precision", "fp8")), (("--grad-clip", "-1"), ("grad_clip", "> 0")),
+    for bad, words in [(("--precision", "fp8"), ("precision", "fp8")), (("--momentum", "0.9"), ("momentum", "sgd")), (("--grad-clip", "-1"), ("grad_clip", "> 0")),
                        (("--lr-schedule", "bogus"), ("lr-schedule", "bogus")), (("--precision", "16-mixed"), ("CUDA",))]:
         code, _, err = run(capsys, "train", "vae", "--data", "digits", "--epochs", "1", "--device", "cpu",
                            "--out", tmp_path / "bad", *bad)

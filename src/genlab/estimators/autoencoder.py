@@ -15,7 +15,7 @@ from ..errors import InvalidInputError
 from ..models import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from ..models.losses import RECONSTRUCTION_LOSSES
 from ..training import resolve_device, write_metrics
-from .base import GenerativeEstimator, _as_tensor
+from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 AE_PARAMS: dict[str, Param] = {
     "latent_dim": Param("int", "size of the code", low=1),
@@ -35,6 +35,7 @@ AE_PARAMS: dict[str, Param] = {
 DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (), "linear": ()}
 
 
+@with_training_doc
 class Autoencoder(TransformerMixin, GenerativeEstimator):
     """Autoencoder: encoder Φ: X→Z and decoder Ψ: Z→X minimising Σᵢ D(xᵢ, Ψ(Φ(xᵢ))) (spec §3).
 
@@ -53,8 +54,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     sampler_components : int
         An autoencoder has no sampling distribution of its own: :meth:`sample` draws codes from a
         Gaussian mixture with this many full-covariance components fitted to the training codes.
-    epochs, batch_size, lr, weight_decay, validation_fraction, early_stopping, patience, scaling, device, verbose, random_state
-        Training; see :class:`genlab.training.TrainConfig`.
+    {training}
 
     Attributes
     ----------

@@ -22,6 +22,22 @@ from ..training import TensorData, TrainConfig, train
 
 PREDICT_BATCH = 1024
 
+#: The estimators' docstrings share one description of the training options: ``{training}`` in a
+#: class docstring becomes this (see :func:`with_training_doc`).
+TRAINING_DOC = """\
+    epochs, batch_size, lr, weight_decay, weight_decay_on, optimizer, momentum, lr_schedule, warmup_steps, lr_decay,
+    lr_step_epochs, lr_patience, grad_clip, precision, tensorboard, early_stopping, patience, validation_fraction,
+    scaling, device, verbose, random_state, checkpoint_steps, nonfinite
+        Training, shared by every estimator (README, "Training options"; :class:`genlab.training.TrainConfig`):
+        optimiser (adam, adamw, sgd), weight decay on all parameters or weights only, learning-rate
+        schedule with warm-up, gradient clipping, precision ("32", "bf16", "16-mixed" on CUDA), TensorBoard."""
+
+
+def with_training_doc(cls):
+    """Put :data:`TRAINING_DOC` where the class docstring says ``{training}``."""
+    cls.__doc__ = cls.__doc__.replace("    {training}", TRAINING_DOC)
+    return cls
+
 
 def _as_tensor(arr: np.ndarray) -> torch.Tensor:
     """NumPy -> torch without a copy when possible (read-only arrays, e.g. memory-mapped files, are copied)."""

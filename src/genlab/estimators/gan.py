@@ -15,7 +15,7 @@ from .._params import TRAINING_PARAMS, Param
 from .._validation import check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import GANConfig, GANModule
-from .base import GenerativeEstimator, _as_tensor
+from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 GAN_PARAMS: dict[str, Param] = {
     "latent_dim": Param("int", "size of z (None: 16, or the data's dimension if smaller)", low=1, none_ok=True),
@@ -47,6 +47,7 @@ GAN_PARAMS: dict[str, Param] = {
 }
 
 
+@with_training_doc
 class GAN(GenerativeEstimator):
     """Generative adversarial network (spec §5).
 
@@ -81,6 +82,9 @@ class GAN(GenerativeEstimator):
     semi_supervised : bool
         D has C+1 outputs (C classes + fake); ``fit(X, y)`` with −1 for unlabelled rows, then
         ``predict``/``predict_proba`` classify real data.
+    {training}
+        ``lr`` is only the default of ``lr_g`` and ``lr_d``; early stopping and the plateau schedule are
+        refused (no record of a GAN measures sample quality).
 
     Attributes
     ----------

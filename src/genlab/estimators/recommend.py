@@ -129,6 +129,10 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         with the best NDCG@100 is kept (the paper's model selection).
     epochs, batch_size, lr, weight_decay, device, verbose, random_state
         Adam; the paper's batch of 500 users.
+    optimizer, momentum, weight_decay_on, lr_schedule, warmup_steps, lr_decay, lr_step_epochs, lr_patience, grad_clip,
+    precision, tensorboard
+        The training options every estimator shares (README, "Training options"); the plateau schedule
+        follows the validation NDCG@100.
 
     Attributes
     ----------

@@ -14,7 +14,7 @@ from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import VAEConfig, VAEModule, importance_weighted_log_likelihood, mutual_information, posterior_moments
 from ..models.losses import gaussian_kl
-from .base import GenerativeEstimator, _as_tensor
+from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 VAE_PARAMS: dict[str, Param] = {
     "latent_dim": Param("int", "size of z", low=1),
@@ -42,6 +42,7 @@ VAE_PARAMS: dict[str, Param] = {
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": ()}
 
 
+@with_training_doc
 class VAE(TransformerMixin, GenerativeEstimator):
     """Variational autoencoder: p(z) = N(0, I), p(x|z) from the decoder, q(z|x) = N(μ(x), diag σ²(x)).
 
@@ -66,6 +67,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
         ``aggressive``: He et al. (2019) inner encoder loop until the mutual information stops rising.
     n_importance : int
         K in the importance-weighted estimate of :meth:`score_samples`.
+    {training}
 
     Attributes
     ----------

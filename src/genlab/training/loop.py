@@ -66,6 +66,9 @@ class TrainConfig:
         for f in fields(self):
             if f.name in TRAINING_PARAMS:
                 TRAINING_PARAMS[f.name].check(f.name, getattr(self, f.name))
+        if self.momentum and self.optimizer != "sgd":
+            raise InvalidInputError(f"momentum applies to optimizer='sgd' only; this run uses optimizer={self.optimizer!r} "
+                                    "(Adam's betas play that part).")
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class Stepper:
         self.lr_scale = scale
         for opt in self.optimizers.values():
             for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * scale
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * scale  # (checkpoints from before schedules lack it)
 
     def __call__(self, names: str | tuple[str, ...], loss: torch.Tensor) -> bool:
         names = (names,) if isinstance(names, str) else tuple(names)
