@@ -52,6 +52,9 @@ class TensorBoard:
 
 
 def _to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """Model-unit images to [0, 1] for display, by the grid's own minimum and maximum."""
+    """Model-unit images to [0, 1] for display, by the grid's own minimum and maximum; small images
+    (8×8 digits) are enlarged by whole pixels to about 32 pixels so that they can be seen."""
     low, high = images.min(), images.max()
-    return (images - low) / (high - low).clamp(min=1e-8)
+    images = (images - low) / (high - low).clamp(min=1e-8)
+    factor = max(1, 32 // max(images.shape[-2:]))
+    return images.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)  # nearest neighbour
