@@ -35,7 +35,7 @@ from genlab.models import (
 )
 from genlab.training import SparseRows, TensorData, TrainConfig, build_optimizers, make_stepper, train
 from genlab.training.checkpoint import MANIFEST, LoopState, list_checkpoints, load_checkpoint, save_checkpoint
-from genlab.training.stepper import lr_scale
+from genlab.training.stepper import SkipBatch, lr_scale
 
 SRC = Path(genlab.__file__).parent
 
@@ -267,7 +267,8 @@ def test_bf16_multvae_trains(digits):
 def test_float16_needs_cuda_and_bad_values_are_one_line_errors(digits, capsys, tmp_path):
     with pytest.raises(InvalidInputError, match="16-mixed.*needs a CUDA device"):
         VAE(2, epochs=1, precision="16-mixed", device="cpu").fit(digits[0][:64])
-    for bad, words in [(("--precision", "fp8"), ("precision", "fp8")), (("--momentum", "0.9"), ("momentum", "sgd")), (("--grad-clip", "-1"), ("grad_clip", "> 0")),
+    for bad, words in [(("--precision", "fp8"), ("precision", "fp8")),
+                       (("--momentum", "0.9"), ("momentum", "sgd")), (("--grad-clip", "-1"), ("grad_clip", "> 0")),
                        (("--lr-schedule", "bogus"), ("lr-schedule", "bogus")), (("--precision", "16-mixed"), ("CUDA",))]:
         code, _, err = run(capsys, "train", "vae", "--data", "digits", "--epochs", "1", "--device", "cpu",
                            "--out", tmp_path / "bad", *bad)
@@ -311,3 +312,57 @@ def test_tensorboard_does_not_change_training(digits, tmp_path):
                                                                                           run_dir=tmp_path / "b")
     assert [r["loss"] for r in a.history_] == [r["loss"] for r in b.history_]
     assert (tmp_path / "b" / "tensorboard").is_dir() and not (tmp_path / "a" / "tensorboard").exists()
+
+
+# -- review fixes ----------------------------------------------------------------------------------
+def test_resume_inside_the_warm_up_is_exact(digits, tmp_path):
+    data = TensorData(torch.from_numpy(digits[0][:200]))  # 4 steps per epoch (64, 64, 64, 8)
+    config = TrainConfig(epochs=3, batch_size=64, warmup_steps=3, checkpoint_steps=2, keep_checkpoints=20, device="cpu")
+
+    def fresh():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return FAMILY_MODULES["ae"]()
+
+    straight = fresh()
+    train(straight, data, None, config, seed=1, run_dir=tmp_path / "straight")
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    ckpts = tmp_path / "resumed" / "checkpoints"  # stopped after step 2, inside the 3-step warm-up
+    (ckpts / MANIFEST).write_text(json.dumps({"complete": ["step-000000002.safetensors"]}))
+    resumed = fresh()
+    train(resumed, data, None, config, seed=1, run_dir=tmp_path / "resumed", resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_float16_skip_leaves_the_scaler_usable():
+    # a CPU GradScaler stands in for CUDA's (float16 training itself is refused on CPU)
+    module = _Probe()
+    step = make_stepper(module, TrainConfig(nonfinite="skip"))
+    step.scaler = torch.amp.GradScaler("cpu")
+    x = torch.ones(4, 3)
+    with pytest.raises(SkipBatch):
+        step("model", module.layer(x).sum() * float("nan"))
+    assert step("model", module.layer(x).pow(2).sum()) in (True, False)  # no "unscale_() has already been called"
+
+
+def test_resuming_with_another_optimiser_is_refused(digits, tmp_path):
+    X = digits[0][:200]
+    Autoencoder(3, hidden=(16,), epochs=2, batch_size=64, random_state=0).fit(X, run_dir=tmp_path)
+    with pytest.raises(InvalidInputError, match="optimizer='adam' \\(now 'sgd'\\)"):
+        Autoencoder(3, hidden=(16,), epochs=3, batch_size=64, random_state=0, optimizer="sgd").fit(X, run_dir=tmp_path, resume=True)
+
+
+def test_a_validation_only_monitor_without_validation_is_refused_before_training():
+    X = sparse.random(200, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match="only a validation split measures"):
+        MultVAE(hidden=(8,), latent_dim=2, epochs=1, validation_users=0, lr_schedule="plateau").fit(X)
+
+
+@pytest.mark.parametrize("family", FAMILY_MODULES)
+def test_losses_are_float32_under_bf16_autocast(family, digits):
+    module = FAMILY_MODULES[family]().train()
+    data, _ = _family_data(family, digits)
+    batch = Batch(data.x[:32])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = module.objective(batch, torch.Generator().manual_seed(0))
+    assert {name: t.dtype for name, t in terms.items()} == {name: torch.float32 for name in terms}

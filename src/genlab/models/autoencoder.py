@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..nets import MLP, ConvDecoder, ConvEncoder, make_activation
-from .base import Batch, GenerativeModule
+from .base import Batch, GenerativeModule, full_precision
 from .losses import RECONSTRUCTION_LOSSES
 
 
@@ -65,7 +65,7 @@ class AutoencoderModule(GenerativeModule):
         return torch.sigmoid(raw) if self.config.loss == "bce" else raw
 
     def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        raw = self.decoder(self.encode(batch.x))  # bce takes logits, mse the values themselves
+        raw = full_precision(self.decoder(self.encode(batch.x)))  # bce takes logits, mse the values; float32 under autocast
         # an MLP decoder returns flat rows: compare with flat inputs rather than reshaping (cheaper backward)
         target = batch.x if raw.shape == batch.x.shape else batch.x.flatten(1)
         return {"loss": self.reconstruction_loss(raw, target).mean()}

@@ -45,6 +45,11 @@ class Step(Protocol):
     def __call__(self, names: str | tuple[str, ...], loss: torch.Tensor) -> bool: ...
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if autocast made it bfloat16 or float16; other dtypes (float64 in gradient checks) as they are."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: value.detach() for name, value in terms.items()}
 
@@ -56,6 +61,7 @@ class GenerativeModule(nn.Module):
     #: plateau schedule; the loop reads ``val_<key>`` when there is a validation split. None: no
     #: record measures progress, and ``no_monitor_reason`` says why.
     monitor: ClassVar[tuple[str, bool] | None] = ("loss", False)
+    monitor_needs_validation: ClassVar[bool] = False  # the record exists only for a validation split
     no_monitor_reason: ClassVar[str] = ""
 
     def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
 from ..nets import MLP, DCGANDiscriminator, DCGANGenerator, make_activation
-from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached
+from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached, full_precision
 from .losses import GAN_LOSSES, gradient_penalty
 
 LOG4 = math.log(4.0)
@@ -117,6 +117,7 @@ class GANModule(GenerativeModule):
             out = self.discriminator(x, onehot)
         else:
             out = self.discriminator(x.flatten(1) if onehot is None else torch.cat([x.flatten(1), onehot], dim=1))
+        out = full_precision(out)  # float32 under autocast: the losses are computed from these logits
         return out if self.config.semi_supervised else out.squeeze(1)
 
     def real_fake_logit(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,8 +152,10 @@ class GANModule(GenerativeModule):
         loss = d_loss_fn(d_real, d_fake, cfg.label_smoothing)
         terms = {}
         if cfg.loss == "wasserstein" and cfg.penalty == "gp":
-            terms["gradient_penalty"] = gradient_penalty(lambda v: self.real_fake_logit(v, y_real), x_real, x_fake.detach(),
-                                                         generator, cfg.gp_weight)
+            # in float32 even under autocast: the input gradient of a float16 critic is not loss-scaled and would underflow
+            with torch.autocast(x_real.device.type, enabled=False):
+                terms["gradient_penalty"] = gradient_penalty(lambda v: self.real_fake_logit(v, y_real), full_precision(x_real),
+                                                             full_precision(x_fake.detach()), generator, cfg.gp_weight)
             loss = loss + terms["gradient_penalty"]
         if cfg.semi_supervised:  # cross-entropy over the C real classes on the labelled rows (0 if none here)
             labelled = batch.y >= 0

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy import sparse
 
 from ..nets import MLP
-from .base import Batch, GenerativeModule
+from .base import Batch, GenerativeModule, full_precision
 from .losses import LOGVAR_RANGE, gaussian_kl, multinomial_nll
 from .ranking import RANKING_METRICS
 
@@ -35,6 +35,7 @@ class MultVAEConfig:
 
 class MultVAEModule(GenerativeModule):
     monitor = ("ndcg_at_100", True)  # the paper's model selection: validation NDCG@100
+    monitor_needs_validation = True
 
     def __init__(self, config: MultVAEConfig):
         super().__init__()
@@ -60,7 +61,7 @@ class MultVAEModule(GenerativeModule):
         if self.training and self.config.dropout > 0:  # a seeded mask, so training is reproducible
             keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.config.dropout
             h = h * keep / (1.0 - self.config.dropout)
-        out = self.encoder(h)
+        out = full_precision(self.encoder(h))  # float32 codes under autocast (the KL is summed from them)
         if not self.config.variational:
             return out, None
         mu, logvar = out.chunk(2, dim=1)
@@ -78,7 +79,7 @@ class MultVAEModule(GenerativeModule):
         else:
             z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device) if self.training else mu
             kl = gaussian_kl(mu, logvar).sum(dim=1)
-        nll = multinomial_nll(self.decoder(z), batch.x)
+        nll = multinomial_nll(full_precision(self.decoder(z)), batch.x)  # float32 under autocast: a softmax over every item
         beta = self.beta()
         return {"loss": (nll + beta * kl).mean(), "nll": nll.mean(), "kl": kl.mean(), "beta": beta}
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nets import MLP, ConvDecoder, ConvEncoder
-from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached
+from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached, full_precision
 from .losses import (
     LOGVAR_RANGE,
     bernoulli_nll,
@@ -100,7 +100,7 @@ class VAEModule(GenerativeModule):
                 x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
             else:
                 x = torch.cat([x.flatten(1), onehot], dim=1)
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = full_precision(self.encoder(x)).chunk(2, dim=1)  # float32 under autocast: the KL and z are computed from them
         return Posterior(mu, logvar.clamp(*LOGVAR_RANGE))
 
     def _decoder_input(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -109,7 +109,7 @@ class VAEModule(GenerativeModule):
     def decode_params(self, z: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """p(x|z): the decoder's output (logits or mean, (n, *input_shape)) and, for a Gaussian, its log-variance."""
         h = self._decoder_input(z, y)
-        out = self.decoder(h).reshape(len(z), *self.config.input_shape)  # (n, d) -> (n, c, h, w) for images
+        out = full_precision(self.decoder(h)).reshape(len(z), *self.config.input_shape)  # (n, d) -> (n, c, h, w); float32 likelihood
         cfg = self.config
         if cfg.likelihood != "gaussian":
             return out, None

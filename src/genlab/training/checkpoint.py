@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from .._fileio import atomic_write_bytes, atomic_write_text
-from ..errors import ModelFileError
+from ..errors import InvalidInputError, ModelFileError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -35,6 +35,7 @@ class LoopState:
     step_in_epoch: int = 0  # > 0: saved inside an epoch, after this many of its steps
     lr_scale: float = 1.0  # the plateau schedule's multiplier so far
     plateau_bad_epochs: int = 0
+    engine: dict = field(default_factory=dict)  # the optimiser settings the state belongs to (stepper.engine_signature)
 
 
 def _optimizer_to_flat(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -129,6 +130,8 @@ def _loop_state(raw) -> LoopState:
             raise TypeError("best_value and lr_scale must be numbers")
     if not isinstance(state.history, list) or not all(isinstance(r, dict) for r in state.history):
         raise TypeError("history must be a list of records")
+    if not isinstance(state.engine, dict):
+        raise TypeError("engine must be a mapping")
     return state
 
 
@@ -138,9 +141,11 @@ def load_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer],
     rngs: dict[str, torch.Generator],
     scaler: torch.amp.GradScaler | None = None,
+    engine: dict | None = None,
 ) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:
     """Restore module, optimisers, RNGs and the float16 loss scaler in place; return the loop state,
-    the best weights (if any) and the loop's extra tensors."""
+    the best weights (if any) and the loop's extra tensors. ``engine``: the optimiser settings of
+    this run; a checkpoint written under others is refused before anything is loaded."""
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = (f.metadata() or {}).get("genlab_checkpoint")
@@ -153,6 +158,12 @@ def load_checkpoint(
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise ModelFileError(f"checkpoint {path} has format version {version}; this genlab reads {FORMAT_VERSION}.")
+    saved = (meta.get("state") or {}).get("engine") if isinstance(meta.get("state"), dict) else None
+    if engine is not None and isinstance(saved, dict) and saved and saved != engine:
+        differ = [f"{k}={saved.get(k)!r} (now {engine.get(k)!r})" for k in sorted(set(saved) | set(engine))
+                  if saved.get(k) != engine.get(k)]
+        raise InvalidInputError(f"the checkpoint in {path.parent} was trained with {', '.join(differ)}; resume with the run's own "
+                                "settings (a changed optimiser cannot continue its state).")
     model_sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     try:  # any inconsistency in the file — names, shapes, dtypes, JSON types — is the file's fault
         if any(v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in model_sd.values()):

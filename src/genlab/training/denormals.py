@@ -16,8 +16,9 @@ it had — read with a probe, since torch has no getter. What cannot be restored
 created *during* training (the pool grew) keeps FTZ on; other thread pools (a second Python thread
 training at the same time, or the inter-op pool) are not touched.
 
-Where torch runs on no OpenMP runtime we can find, or where the CPU has no FTZ (``set_flush_denormal``
-returns False, e.g. on ARM), only the calling thread is set, which is what torch itself offers.
+Where torch runs on no OpenMP runtime we can find (no ``/proc``: macOS, Windows), only the calling
+thread is set, which is what torch itself offers; where ``set_flush_denormal`` reports that the CPU
+has no such control, nothing is changed.
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def _openmp_runtime() -> ctypes.CDLL | None:
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return None
-    paths = {line.split()[-1] for line in maps.read_text().splitlines() if "omp" in line}
-    paths = [Path(p) for p in paths if any(Path(p).name.startswith(name) for name in _OPENMP_NAMES)]
+    fields = (line.split(maxsplit=5) for line in maps.read_text().splitlines() if "omp" in line)
+    paths = {Path(f[5].strip()) for f in fields if len(f) == 6}  # the path is the 6th field and may hold spaces
+    paths = [p for p in paths if any(p.name.startswith(name) for name in _OPENMP_NAMES)]
     torch_dir = Path(torch.__file__).resolve().parent
-    ours = [p for p in paths if torch_dir in p.resolve().parents] or [p for p in paths if "-" not in p.name]
+    homes = (torch_dir, torch_dir.parent / "torch.libs")  # aarch64 wheels keep a renamed libgomp in torch.libs
+    ours = [p for p in paths if any(h in p.resolve().parents for h in homes)] or [p for p in paths if "-" not in p.name]
     for path in sorted(ours):
         try:
             lib = ctypes.CDLL(str(path))

@@ -25,7 +25,7 @@ from .data import SparseRows, TensorData, batch_bounds
 from .denormals import flush_denormals
 from .progress import Progress, Timer
 from .records import TensorBoard, append_metrics, write_metrics
-from .stepper import SkipBatch, Stepper, autocast, build_optimizers, check_precision, lr_scale, make_scaler
+from .stepper import SkipBatch, Stepper, autocast, build_optimizers, check_precision, engine_signature, lr_scale, make_scaler
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PREVIEW_ROWS = 32
@@ -207,8 +207,10 @@ def _setup(module, train_data: TensorData, val_data: TensorData | None, config: 
     def on_device(data: TensorData | None) -> TensorData | None:
         return None if data is None else TensorData(data.x.to(device), None if data.y is None else data.y.to(device))
 
-    return _Run(module, config, seed, device, on_device(train_data), on_device(val_data), optimizers, stepper, scaler, rngs,
-                run_dir, monitor, needed)
+    run = _Run(module, config, seed, device, on_device(train_data), on_device(val_data), optimizers, stepper, scaler, rngs,
+               run_dir, monitor, needed)
+    run.state.engine = engine_signature(config, optimizers)
+    return run
 
 
 def _resolve_monitor(module: GenerativeModule, config: TrainConfig, has_val: bool) -> tuple[tuple[str, bool] | None, bool]:
@@ -221,6 +223,8 @@ def _resolve_monitor(module: GenerativeModule, config: TrainConfig, has_val: boo
                                     f"{module.no_monitor_reason}")
         return None, False
     key, maximize = module.monitor
+    if users and module.monitor_needs_validation and not has_val:
+        raise InvalidInputError(f"{users[0]} follows {key!r}, which only a validation split measures; this run has none.")
     return (f"val_{key}" if has_val else key, maximize), bool(users)
 
 
@@ -230,7 +234,9 @@ def _restore(run: _Run) -> None:
     if not names:
         raise InvalidInputError(f"no complete checkpoint in {run.ckpt_dir}; nothing to resume (start the run again).")
     run.state, run.best_weights, run.partial = load_checkpoint(run.ckpt_dir / names[-1], run.module, run.optimizers, run.rngs,
-                                                               run.scaler)
+                                                               run.scaler, engine_signature(run.config, run.optimizers))
+    run.step.forget_lr_scale()  # the groups now hold the checkpoint's lrs
+    run.state.engine = engine_signature(run.config, run.optimizers)
     state, epochs = run.state, run.config.epochs
     if epochs < state.epoch + (1 if state.step_in_epoch else 0):
         raise InvalidInputError(f"this run has already trained {state.epoch} epochs"
@@ -248,8 +254,8 @@ def _open_records(run: _Run) -> None:
         return
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(run.run_dir, run.state.history)  # the metrics file always matches the state we continue from
-    if run.config.tensorboard:
-        run.board = TensorBoard(run.run_dir)
+    if run.config.tensorboard:  # events after the state we continue from (a resume from an older checkpoint) are dropped
+        run.board = TensorBoard(run.run_dir, first_epoch=run.state.epoch + 1)
 
 
 def _run_epoch(run: _Run, bounds: list[tuple[int, int]], progress: Progress) -> tuple[list[dict[str, torch.Tensor]], list[int]]:

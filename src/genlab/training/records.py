@@ -30,13 +30,14 @@ class TensorBoard:
     """Every numeric record entry as a scalar per epoch, and the family's preview images as one grid
     per epoch (``samples``)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, first_epoch: int = 1):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise InvalidInputError("tensorboard=True needs the tensorboard package: pip install 'genlab[tensorboard]' "
                                     "(make installs it).") from None
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        # purge_step: on resume, events of epochs at or after the one we continue with are hidden
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=first_epoch if first_epoch > 1 else None)
 
     def write(self, record: dict, images: torch.Tensor | None) -> None:
         epoch = record["epoch"]

@@ -72,6 +72,13 @@ def build_optimizers(module: nn.Module, specs: dict[str, OptimizerSpec], config)
     return optimizers
 
 
+def engine_signature(config, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """What a checkpoint's optimiser state depends on: resuming under other settings is refused."""
+    return {"optimizer": config.optimizer, "momentum": config.momentum, "weight_decay": config.weight_decay,
+            "weight_decay_on": config.weight_decay_on, "precision": config.precision,
+            "lr": {name: opt.param_groups[0]["base_lr"] for name, opt in optimizers.items()}}
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
@@ -110,6 +117,10 @@ class Stepper:
         self.grad_norms: dict[str, torch.Tensor] = {}
         self.lr_scale = 1.0
 
+    def forget_lr_scale(self) -> None:
+        """The groups' lrs came from elsewhere (a checkpoint): the next ``set_lr_scale`` writes them."""
+        self.lr_scale = math.nan
+
     def set_lr_scale(self, scale: float) -> None:
         """The schedule's multiplier for the coming steps: every group's lr becomes base_lr × scale."""
         if scale == self.lr_scale:
@@ -124,6 +135,8 @@ class Stepper:
         params = [p for name in names for p in self.params[name]]
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
+        if self.skip_nonfinite and self.scaler is not None and not bool(torch.isfinite(loss.detach())):
+            raise SkipBatch  # before the scaler sees this step: its unscale_/update bookkeeping stays consistent
         with torch.autocast(self.device.type, enabled=False):  # backward outside autocast (PyTorch's AMP recipe)
             (loss if self.scaler is None else self.scaler.scale(loss)).backward(inputs=params)
         if self.scaler is not None:
@@ -156,10 +169,10 @@ class Stepper:
 
     def _refuse_nonfinite(self, names, loss: torch.Tensor, norms: dict[str, torch.Tensor | None]) -> None:
         """``nonfinite="skip"``: one host sync; gradients are left zeroed and the batch is skipped. Under
-        float16 only the loss is checked: overflowing gradients are the scaler's to handle."""
-        checks = [torch.isfinite(loss.detach()).reshape(1)]
-        if self.scaler is None:
-            checks += [torch.isfinite(n).reshape(1) for n in norms.values() if n is not None]
+        float16 the loss was checked before backward, and overflowing gradients are the scaler's to handle."""
+        if self.scaler is not None:
+            return
+        checks = [torch.isfinite(loss.detach()).reshape(1)] + [torch.isfinite(n).reshape(1) for n in norms.values() if n is not None]
         if not bool(torch.cat(checks).all()):
             for name in names:
                 self.optimizers[name].zero_grad(set_to_none=True)
