@@ -27,6 +27,7 @@ import torch
 
 from . import __version__, datasets, latent, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
+from ._runlock import run_lock
 from .errors import InvalidInputError
 from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
@@ -169,7 +170,11 @@ def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, ver
     est = cls(**params)
     est._validated_params()
     X, y = _load_data(run)
-    with run_directory(out, overwrite=overwrite) as run_dir:
+    with contextlib.ExitStack() as stack:
+        if overwrite and Path(out).is_dir():  # nobody may be writing the run this one replaces
+            stack.enter_context(run_lock(out, "genlab train --overwrite"))
+        run_dir = stack.enter_context(run_directory(out, overwrite=overwrite))
+        stack.enter_context(run_lock(run_dir, "genlab train"))
         atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(_config_document(run, est, X, y)))
         est.fit(X, y, run_dir=run_dir)
         _finish(est, X, y, run_dir)
@@ -199,10 +204,11 @@ def resume_run(run_dir: str | Path, *, overrides: dict | None = None) -> Generat
     if doc.get("data_info", {}).get("sha256") != data_fingerprint(X, y):
         raise InvalidInputError(f"the data at {run.data!r} changed since {run_dir} started; resuming would not continue "
                                 "the same run. Restore the data or start a new run.")
-    est.fit(X, y, run_dir=run_dir, resume=True)
-    _finish(est, X, y, run_dir)
-    doc["params"]["epochs"] = est.epochs
-    atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
+    with run_lock(run_dir, "genlab train --resume"):
+        est.fit(X, y, run_dir=run_dir, resume=True)
+        _finish(est, X, y, run_dir)
+        doc["params"]["epochs"] = est.epochs
+        atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
     return est
 
 

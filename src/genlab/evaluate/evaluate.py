@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fileio import atomic_write_text
+from .._runlock import run_lock
 from .._validation import check_array, check_labels
 from ..data.sources import toy_modes
 from ..data.split import train_validation_split
@@ -275,11 +276,16 @@ def evaluate_run(run_dir, *, data=None, n_samples: int = 1000, random_state: int
     "heldout", "feature_extractor": {"kind", "test_accuracy", "note"}, "metrics", "reference",
     "descriptions"}``.
     """
-    from .. import runs
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml).")
+    with run_lock(run_dir, "genlab evaluate"):  # one writer per run: not while it trains or another evaluation runs
+        return _evaluate_run(run_dir, data, n_samples, random_state)
+
+
+def _evaluate_run(run_dir: Path, data, n_samples: int, random_state: int) -> dict:
+    from .. import runs
+
     model = runs.open_run(run_dir)
     run = runs.split_settings(runs.read_config(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
     X, y, data_name = _load_run_data(run_dir, run, data)
