@@ -16,11 +16,10 @@ import numpy as np
 
 from . import __version__, datasets
 from ._params import Param
+from .cli_errors import ENVIRONMENT_ERRNOS, EXIT_ENVIRONMENT, USER_ERRORS, environment_message, interrupted_message
 from .errors import InvalidInputError
 from .runs import FAMILIES, label_kwargs, read_config, resume_run, split_settings, train_run, write_array
 from .training import NonFiniteLossError
-
-USER_ERRORS = (InvalidInputError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 class Parser(argparse.ArgumentParser):
@@ -387,8 +386,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab {args.command}: training failed: {exc} {' '.join(getattr(exc, '__notes__', []))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"genlab {args.command}: interrupted", file=sys.stderr)
+        print(f"genlab {args.command}: {interrupted_message(args)}", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            print(f"genlab {args.command}: {environment_message(exc, args)}", file=sys.stderr)
+            return EXIT_ENVIRONMENT
+        print(f"genlab {args.command}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if debug:
             raise
