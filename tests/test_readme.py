@@ -21,3 +21,11 @@ def test_readme_quick_start_is_make_demo_and_make_test():
     quick = text.split("## Quick start", 1)[1].split("##", 1)[0]
     commands = [line.split("#")[0].strip() for line in re.findall(r"```sh\n(.*?)```", quick, flags=re.S)[0].splitlines()]
     assert [c for c in commands if c] == ["make demo", "make test"]
+
+
+def test_the_modules_the_readme_names_are_there_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = "import genlab; genlab.evaluate.evaluate; genlab.evaluate.evaluate_run; genlab.latent.interpolate; genlab.latent.traverse"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
