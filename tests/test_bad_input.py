@@ -373,7 +373,7 @@ RATINGS_CASES = [
     Case("empty-user", _text("r.csv", "1,10,4\n,20,4\n"), "line 2: the user id is empty"),
     Case("not-utf8", _bytes("r.csv", bytes(range(256))), "not UTF-8 text"),
     Case("gz-bomb", _gzip_bomb("r.csv.gz", 8 * 2**20), "not UTF-8 text"),  # refused at its first bytes, never inflated
-    Case("all-below-threshold", _text("r.csv", "1,10,1.0\n1,20,2.0\n"), r"no rating .* is >= threshold=3.5"),
+    Case("all-below-threshold", _text("r.csv", "1,10,1.0\n1,20,2.0\n"), r"no rating .* is above threshold=3.5"),
     Case("too-few-per-user", _text("r.csv", "1,10,5\n2,20,5\n"), "no user .* has min_interactions=5"),
     Case("missing-file", lambda folder: folder / "nowhere.csv", "does not exist"),
 ]

@@ -46,7 +46,7 @@ def files(tmp_path_factory):
     u_data.write_text("".join(f"{u}\t{i}\t{int(r)}\t{881250949 + k}\n" for k, (u, i, r) in enumerate(rows)))
     liked = {}
     for u, i, r in rows:
-        if r >= 3.5:
+        if r > 3.5:
             liked.setdefault(u, set()).add(i)
     return {"csv": ratings_csv, "u.data": u_data, "liked": liked, "items": {i for _, i, _ in rows}}
 

@@ -146,12 +146,12 @@ def test_loads_movielens_ratings_csv_as_is(tmp_path, newline):
     path = tmp_path / "ratings.csv"
     path.write_bytes(ML_LATEST.replace("\n", newline).encode())
     data = load_interactions(path, min_interactions=2)
-    # ratings >= 3.5 kept: user 1 -> {10, 20, 40}, user 2 -> {20, 50}, user 3 -> {30} (dropped: 1 < 2);
-    # item 30 then has no kept user (user 1 rated it 3.0) and is dropped
+    # ratings > 3.5 kept (Liang et al.'s filter): user 1 -> {10, 40} (20 at exactly 3.5 is not), user 2 -> {20, 50},
+    # user 3 -> {30} (dropped: 1 < 2); item 30 then has no kept user (user 1 rated it 3.0) and is dropped
     assert data.user_ids.dtype == np.int64 and data.item_ids.dtype == np.int64
     np.testing.assert_array_equal(data.user_ids, [1, 2])
     np.testing.assert_array_equal(data.item_ids, [10, 20, 40, 50])
-    np.testing.assert_array_equal(data.matrix.toarray(), [[1, 1, 1, 0], [0, 1, 0, 1]])
+    np.testing.assert_array_equal(data.matrix.toarray(), [[1, 0, 1, 0], [0, 1, 0, 1]])
     assert data.matrix.dtype == np.float32 and sparse.isspmatrix_csr(data.matrix)
     assert (data.n_users, data.n_items) == (2, 4) and "ratings.csv" in data.source
 
@@ -161,8 +161,11 @@ def test_threshold_binarises(tmp_path):
     path.write_text(ML_LATEST)
     strict = load_interactions(path, threshold=4.5, min_interactions=1)
     rows, cols = strict.matrix.nonzero()
-    # ratings >= 4.5: (1, 40, 5.0), (2, 20, 4.5), (3, 30, 5.0)
-    assert set(zip(strict.user_ids[rows].tolist(), strict.item_ids[cols].tolist())) == {(1, 40), (2, 20), (3, 30)}
+    # ratings > 4.5: (1, 40, 5.0), (3, 30, 5.0); 4.5 itself is not above
+    assert set(zip(strict.user_ids[rows].tolist(), strict.item_ids[cols].tolist())) == {(1, 40), (3, 30)}
+    inclusive = load_interactions(path, threshold=4.49, min_interactions=1)  # how to keep 4.5 too
+    rows, cols = inclusive.matrix.nonzero()
+    assert set(zip(inclusive.user_ids[rows].tolist(), inclusive.item_ids[cols].tolist())) == {(1, 40), (2, 20), (3, 30)}
     assert load_interactions(path, threshold=0.0, min_interactions=1).matrix.nnz == 8
 
 
@@ -176,7 +179,7 @@ def test_loads_u_data_tab_without_header(tmp_path):
     path = tmp_path / "u.data"
     path.write_text(U_DATA)
     data = load_interactions(path, min_interactions=1)
-    # rating >= 3.5: 186 -> {302, 474}, 196 -> {302, 377}; items 242 (3) and 346 (1) disappear
+    # rating > 3.5: 186 -> {302, 474}, 196 -> {302, 377}; items 242 (3) and 346 (1) disappear
     np.testing.assert_array_equal(data.user_ids, [186, 196])
     np.testing.assert_array_equal(data.item_ids, [302, 377, 474])
     np.testing.assert_array_equal(data.matrix.toarray(), [[1, 0, 1], [1, 1, 0]])

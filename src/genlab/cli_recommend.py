@@ -31,7 +31,7 @@ def add_recommend(sub, common) -> None:
 
     fit = actions.add_parser("fit", parents=[common], formatter_class=_formatter, help="fit a recommender into a run directory",
                              description=wrapped(
-                                 "Read the table (ratings >= --threshold are interactions), split the users into train, "
+                                 "Read the table (ratings above --threshold are interactions), split the users into train, "
                                  "validation and test users, fit the model and write RUN_DIR: config.toml, interactions.npz, "
                                  "model/, metrics.jsonl, training_curves.png, report.html. The test users are never seen in "
                                  "fitting; the model holds out the validation users itself and keeps the epoch with the best "
@@ -46,7 +46,8 @@ def add_recommend(sub, common) -> None:
     fit.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
     fit.add_argument("--model", choices=("multvae", "multdae"), default="multvae", help="Mult-VAE (default) or Mult-DAE")
     fit.add_argument("--threshold", type=float, default=3.5, metavar="X",
-                     help="a rating >= this is an interaction, lower ones are dropped (default 3.5)")
+                     help="a rating above this is an interaction, the others are dropped (default 3.5: 4 stars and up, as Liang "
+                          "et al.'s code; to keep 3.5 too, pass 3.49)")
     fit.add_argument("--implicit", action="store_true", help="every row is an interaction, whatever its rating")
     fit.add_argument("--min-interactions", type=int, default=5, metavar="N", help="drop users with fewer items (default 5)")
     fit.add_argument("--sep", default=None, help="column separator, if sniffing the first line gets it wrong")
@@ -73,7 +74,7 @@ def add_recommend(sub, common) -> None:
 
     pr = actions.add_parser("predict", parents=[common], formatter_class=_formatter, help="top-N new items per user",
                             description=wrapped(
-                                "The best items a user does not have yet (in the table with a rating >= the threshold), in "
+                                "The best items a user does not have yet (in the table with a rating above the threshold), in "
                                 "the table's own ids. Score: the decoder's logit (higher is better)."),
                             epilog=textwrap.dedent("""\
                                 examples:

@@ -113,8 +113,10 @@ def load_interactions(
         text where the second row has numbers. A fourth column (timestamp) is ignored. One row per line;
         double quotes are understood for one-character separators.
     threshold : float, default 3.5
-        With a rating column, a rating ``>= threshold`` is an interaction (value 1) and lower ones are
-        dropped, as in Liang et al. (2018), who keep ratings of 3.5 and above on MovieLens.
+        With a rating column, a rating **above** ``threshold`` is an interaction (value 1) and the others
+        are dropped, as in Liang et al.'s (2018) code, which keeps ratings > 3.5 — 4 stars and up on
+        MovieLens' half-star scale. To keep ratings equal to X as well, pass a value just below X
+        (``threshold=3.49`` keeps 3.5 and up).
     implicit : bool, default False
         Count rows instead: every row is one interaction whatever its rating (the column is not read),
         and repeated (user, item) rows add up. Without a rating column and ``implicit=False``, every row
@@ -151,10 +153,10 @@ def load_interactions(
     users, items, user_ids, item_ids, ratings = table
     n_rows = len(users)
     if ratings is not None:
-        keep = ratings >= threshold
+        keep = ratings > threshold
         if not keep.any():
             raise DataError(
-                f"no rating in {path} is >= threshold={threshold} (they range from {ratings.min():g} to {ratings.max():g}): "
+                f"no rating in {path} is above threshold={threshold} (they range from {ratings.min():g} to {ratings.max():g}): "
                 "lower threshold, or pass implicit=True to count every row."
             )
         users, items = users[keep], items[keep]
@@ -169,11 +171,11 @@ def load_interactions(
     if not kept_users.any():
         raise DataError(
             f"no user in {path} has min_interactions={min_interactions} interactions (the most any user has is "
-            f"{per_user.max()}{'' if implicit or ratings is None else f' with rating >= {threshold}'}): lower min_interactions."
+            f"{per_user.max()}{'' if implicit or ratings is None else f' with rating > {threshold}'}): lower min_interactions."
         )
     matrix, user_ids = matrix[kept_users], user_ids[kept_users]
     matrix, item_ids = _drop_empty_items(matrix, item_ids)
-    what = "interaction counts" if implicit else (f"ratings >= {threshold:g} as 1" if ratings is not None else "rows as 1")
+    what = "interaction counts" if implicit else (f"ratings > {threshold:g} as 1" if ratings is not None else "rows as 1")
     source = f"{path} ({n_rows} rows; {what}; users with >= {min_interactions} items)"
     return Interactions(matrix, user_ids, item_ids, source)
 
