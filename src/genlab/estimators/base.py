@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from .._params import Param, check_params
+from .._params import ENGINE_DEFAULTS, Param, check_params
 from .._validation import check_array, check_labels, resolve_seed
 from ..data.scaling import Scaling
 from ..data.split import train_validation_split
@@ -52,6 +52,12 @@ class GenerativeEstimator(BaseEstimator):
 
     _params: ClassVar[dict[str, Param]] = {}
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
+
+    def _keep_engine_options(self, given: dict[str, Any]) -> None:
+        """Store the training-engine options among an ``__init__``'s arguments (``locals()``) as they are,
+        as scikit-learn asks; every estimator has them (``ENGINE_DEFAULTS``)."""
+        for name in ENGINE_DEFAULTS:
+            setattr(self, name, given[name])
 
     # -- hooks for the families ---------------------------------------------------------------
     def _make_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:

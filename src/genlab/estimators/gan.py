@@ -138,17 +138,7 @@ class GAN(GenerativeEstimator):
         self.random_state = random_state
         self.checkpoint_steps = checkpoint_steps
         self.nonfinite = nonfinite
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay_on = weight_decay_on
-        self.lr_schedule = lr_schedule
-        self.warmup_steps = warmup_steps
-        self.lr_decay = lr_decay
-        self.lr_step_epochs = lr_step_epochs
-        self.lr_patience = lr_patience
-        self.grad_clip = grad_clip
-        self.precision = precision
-        self.tensorboard = tensorboard
+        self._keep_engine_options(locals())
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()

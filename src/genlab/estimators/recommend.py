@@ -161,17 +161,7 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay_on = weight_decay_on
-        self.lr_schedule = lr_schedule
-        self.warmup_steps = warmup_steps
-        self.lr_decay = lr_decay
-        self.lr_step_epochs = lr_step_epochs
-        self.lr_patience = lr_patience
-        self.grad_clip = grad_clip
-        self.precision = precision
-        self.tensorboard = tensorboard
+        self._keep_engine_options(locals())
 
     def _validated_params(self) -> dict[str, Any]:
         return check_params(self.get_params(), self._params)

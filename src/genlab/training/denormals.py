@@ -43,11 +43,6 @@ def thread_flushes_denormals() -> bool:
     return tiny * 1e-10 == 0.0
 
 
-@contextlib.contextmanager
-def _noop() -> Iterator[None]:
-    yield
-
-
 @functools.lru_cache(maxsize=1)
 def _openmp_runtime() -> ctypes.CDLL | None:
     """The OpenMP runtime torch's kernels use, or None.
@@ -108,8 +103,7 @@ def flush_denormals(enabled: bool = True) -> Iterator[None]:
     """Flush denormals to zero on the calling thread and its whole OpenMP pool; put back each
     thread's own earlier state afterwards."""
     if not enabled or not torch.set_flush_denormal(thread_flushes_denormals()):  # False: this CPU has no FTZ
-        with _noop():
-            yield
+        yield
         return
     with _lock:
         before: dict[int, bool] = {}
