@@ -82,7 +82,7 @@ def pages(runs):
 ])
 def test_each_family_gets_its_sections_and_no_others(pages, name, sections):
     page = Page(pages[name])
-    assert page.sections == sections
+    assert page.sections == ["health", *sections]  # the health panel first, above the table of contents
     assert [a[2] for a in page.urls if a[1] == "href"] == [f"#{s}" for s in sections]  # the table of contents
 
 
@@ -100,7 +100,8 @@ def test_metrics_table_with_reference_values_or_a_pointer_to_evaluate(pages, run
     page = pages["cgan"]
     table = page[page.index('<section id="metrics">'):page.index('<section id="training">')]
     assert table.count("<tr>") == 4  # header + 3 metrics
-    for text in ("frechet_distance", "31.25", "1.5", "0.91", "lower is better", "reference CNN", "96.8%", "180 held-out"):
+    for text in ("FID", "frechet_distance", "classes covered", "31.25", "1.5", "0.91", "lower is better", "reference CNN",
+                 "96.8%", "180 held-out"):
         assert text in table
     assert "Not evaluated yet" in pages["ae"] and f"genlab evaluate {runs['ae']}" in pages["ae"]
 
@@ -136,7 +137,7 @@ def test_without_its_data_the_page_uses_the_stored_figures_and_says_why(tmp_path
     (tmp_path / "d.npz").unlink()
     text = write_report(run).read_text(encoding="utf-8")
     assert "could not be loaded" in text
-    assert Page(text).sections == ["samples", "reconstructions", "latent", "metrics", "configuration"]  # no neighbour panel
+    assert Page(text).sections == ["health", "samples", "reconstructions", "latent", "metrics", "configuration"]  # no neighbours
 
 
 def test_a_run_without_its_model_still_gets_a_page(runs, tmp_path):
@@ -152,12 +153,12 @@ def test_a_run_without_its_model_still_gets_a_page(runs, tmp_path):
 def test_comparison_links_each_run_relatively(runs, tmp_path):
     out = write_comparison([runs["ae"], runs["cgan"]], runs["ae"].parent / "compare.html")
     page = Page(out.read_text(encoding="utf-8"))
-    links = [v for tag, attr, v in page.urls if attr == "href"]
+    links = [v.split("#")[0] for tag, attr, v in page.urls if attr == "href"]
     assert sorted(set(links)) == ["ae/report.html", "cgan/report.html"]
     assert (runs["ae"] / "report.html").is_file() and (runs["cgan"] / "report.html").is_file()
     text = out.read_text(encoding="utf-8")
-    for expected in ("frechet_distance", "31.25", "real held-out data", "Not evaluated yet: ae", "conditional MLP GAN",
-                     "latent_dim 3, 1 epoch<"):
+    for expected in ("<th class=n>FID</th>", "31.25", "real held-out data", "Not evaluated yet: ae", "conditional MLP GAN",
+                     "latent_dim 3, 1 epoch<", "<span class=is-problem>mode collapse</span>"):  # 9 of 10 classes
         assert expected in text
     assert all(v.startswith("data:image/png;base64,") for _, attr, v in page.urls if attr == "src")
     elsewhere = write_comparison([runs["ae"]], tmp_path / "c.html")  # from another folder: links climb out of it

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from genlab.cli import main
+from genlab.evaluate import DESCRIPTIONS
 from genlab.report import write_comparison
 
 CHROMIUM = Path(os.environ.get("GENLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -169,21 +170,42 @@ def browser(tmp_path_factory):
     b.close()
 
 
+FULL_METRICS = {  # every metric an evaluation of a conditional VAE writes, with real-looking values
+    "reconstruction_mse": 0.01113, "reconstruction_bce": 16.84, "elbo": 36.53, "nll": -39.6, "bits_per_dim": -0.8926,
+    "frechet_distance": 0.9395, "kid": 0.02922, "kid_std": 0.01291, "precision": 0.937, "recall": 0.6, "density": 1.238,
+    "coverage": 1.0, "class_entropy": 2.303, "classes_covered": 10.0, "inception_score": 9.697,
+    "conditional_accuracy": 0.993, "memorisation_ratio": 0.9515}
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    """A tiny conditional VAE with a 2-D latent space (every section of a run page) and a comparison page."""
+    """A tiny conditional VAE with a 2-D latent space (every section of a run page) evaluated on every metric, and a
+    comparison page of it and a GAN."""
     root = tmp_path_factory.mktemp("runs")
-    run = root / "cvae"
+    run, gan = root / "cvae", root / "a-gan-with-a-rather-long-run-name"
     assert main(["train", "vae", "--data", "digits", "--latent-dim", "2", "--conditional", "--epochs", "2",
                  "--batch-size", "128", "--seed", "0", "--quiet", "--out", str(run)]) == 0
+    assert main(["train", "gan", "--data", "digits", "--conditional", "--epochs", "1", "--batch-size", "128", "--seed", "0",
+                 "--quiet", "--out", str(gan)]) == 0
+    reference = {k: v * 1.1 for k, v in FULL_METRICS.items() if k not in ("reconstruction_mse", "reconstruction_bce", "elbo",
+                                                                           "nll", "bits_per_dim")}
     (run / "metrics.json").write_text(json.dumps({
         "format": "genlab-metrics", "version": 1, "model": "VAE", "data": "digits", "n_heldout": 180,
         "feature_extractor": {"kind": "classifier", "test_accuracy": 0.97, "note": "genlab's reference CNN trained on these labels"},
-        "metrics": {"frechet_distance": 12.5, "precision": 0.61}, "reference": {"frechet_distance": 1.2, "precision": 0.9},
-        "descriptions": {"frechet_distance": "Fréchet distance in the classifier's features; lower is better",
-                         "precision": "share of samples near real data; higher is better"}}))
-    write_comparison([run], root / "compare.html")  # writes the run's report.html too
+        "metrics": FULL_METRICS, "reference": reference, "descriptions": {k: DESCRIPTIONS[k] for k in FULL_METRICS}}))
+    write_comparison([run, gan], root / "compare.html")  # writes the runs' report.html too
     return run / "report.html", root / "compare.html"
+
+
+NO_SIDEWAYS = """[document.documentElement.scrollWidth <= window.innerWidth + 1,
+  [...document.querySelectorAll('.wide')].filter(w => w.scrollWidth > w.clientWidth + 1).map(w => w.textContent.slice(0, 60))]"""
+
+
+def assert_no_sideways_scrolling(page) -> None:
+    """Neither the page nor any table in it scrolls sideways."""
+    page_fits, tables_that_scroll = page.evaluate(NO_SIDEWAYS)
+    assert page_fits, page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert tables_that_scroll == []
 
 
 def check_page(browser, path: Path, tmp_path: Path, name: str) -> Page:
@@ -202,9 +224,11 @@ def test_run_report_in_chromium(browser, pages, tmp_path):
     report, _ = pages
     page = check_page(browser, report, tmp_path, "report")
     headings = page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
-    assert headings == ["Samples", "Nearest training neighbours", "Reconstructions", "Latent space", "Metrics", "Training",
-                        "Configuration"]
-    assert page.evaluate("document.querySelector('#metrics table').rows.length") == 3
+    assert headings[0].startswith("Health: ")
+    assert headings[1:] == ["Samples", "Nearest training neighbours", "Reconstructions", "Latent space", "Metrics", "Training",
+                            "Configuration"]
+    assert page.evaluate("document.querySelector('#metrics table').rows.length") == 1 + len(FULL_METRICS) - 1  # KID ± s.e.
+    assert_no_sideways_scrolling(page)
     assert (tmp_path / "report-laptop.png").stat().st_size > 10_000
     if os.environ.get("GENLAB_WRITE_SCREENSHOT") == "1":
         docs = Path(__file__).resolve().parents[1] / "docs"
@@ -215,15 +239,24 @@ def test_run_report_in_chromium(browser, pages, tmp_path):
 def test_comparison_page_in_chromium(browser, pages, tmp_path):
     _, compare = pages
     page = check_page(browser, compare, tmp_path, "compare")
-    links = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
-    assert links and all(link == pages[0].as_uri() for link in links)
+    links = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href.split('#')[0])")
+    assert pages[0].as_uri() in links and all(link.endswith("/report.html") for link in links)
+    headers = page.evaluate("[...document.querySelectorAll('th')].map(t => t.textContent)")
+    assert {"health", "FID", "KID ± s.e.", "recall", "ELBO (nats)", "memorisation ratio"} <= set(headers)
+    assert not [h for h in headers if "_" in h], "raw metric keys as column names"
+    assert_no_sideways_scrolling(page)
+    # samples of 8×8 digits are drawn with square pixels and at least 3 screen pixels per image pixel
+    scale = page.evaluate("[...document.querySelectorAll('img.pixels')].map(i => i.width / i.naturalWidth * 4)")
+    assert scale and min(scale) >= 3, scale
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["report", "compare"])
 def test_no_sideways_scrolling_at_phone_width(browser, pages, tmp_path, which):
     page = Page(browser, pages[which].as_uri(), PHONE)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
-        page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert_no_sideways_scrolling(page)
+    labels = page.evaluate("[...document.querySelectorAll('table.stack td[data-label]')].slice(0, 3).map(td =>"
+                           " getComputedStyle(td, '::before').content)")
+    assert labels and all(label not in ("none", "normal", "") for label in labels), labels  # each value says what it is
     images = page.evaluate(IMAGES)
     assert all(i["width"] > 0 for i in images)
     assert page.errors() == []

@@ -35,6 +35,11 @@ class Param:
             what += f" and < {self.high:g}"
         return what + (" (or None)" if self.none_ok else "")
 
+    def from_cli(self, value: Any) -> Any:
+        """A command-line value: the word "none" is None where the parameter takes None and "none" is not a choice
+        of its own (``--scaling none`` stays the string)."""
+        return None if value == "none" and self.none_ok and "none" not in (self.choices or ()) else value
+
     def check(self, name: str, value: Any) -> Any:
         """Return ``value`` normalised (lists to tuples, ints to floats), or raise InvalidInputError."""
         if value is None and (self.none_ok or self.kind == "seed"):

@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  genlab demo --out runs/demo")
     p.add_argument("--out", default="runs/demo", metavar="DIR")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, metavar="N",
+                   help="base epochs (default 30): the autoencoder trains N, the VAEs 4N, the GAN 5N")
     return parser
 
 
@@ -193,7 +194,8 @@ def _cmd_train(args) -> int:
         raise InvalidInputError(f"say which model to train: genlab train {{{','.join(FAMILIES)}}} --data SOURCE --out RUN_DIR")
     settings = read_config(args.config) if args.config else {}
     settings.update({"model": args.family})
-    settings.update({k: (None if v == "none" else v) for k, v in given.items()})
+    params = FAMILIES[args.family]._params
+    settings.update({k: (params[k].from_cli(v) if k in params else v) for k, v in given.items()})
     if "seed" in settings:
         settings["random_state"] = settings.pop("seed")
     out = settings.pop("out", None)
@@ -314,34 +316,9 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from pathlib import Path
+    from .demo import run_demo
 
-    from .runs import RunSettings, run_directory
-
-    with run_directory(args.out, overwrite=args.overwrite) as root:
-        runs = {
-            "ae-conv": ("ae", {"arch": "conv", "latent_dim": 10, "epochs": args.epochs, "random_state": 0}),
-            "ae-linear": ("ae", {"arch": "linear", "latent_dim": 10, "random_state": 0}),
-            "vae-2d": ("vae", {"latent_dim": 2, "epochs": 2 * args.epochs, "random_state": 0}),
-            "cvae": ("vae", {"latent_dim": 8, "conditional": True, "epochs": 2 * args.epochs, "random_state": 0}),
-            "gan": ("gan", {"conditional": True, "epochs": 5 * args.epochs, "random_state": 0}),
-        }
-        for name, (family, params) in runs.items():
-            print(f"demo: training {name} on digits")
-            est = train_run(RunSettings(family, "digits", params), Path(root) / name, verbose=1)
-            last = est.history_[-1]
-            summary = (f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}" if "d_real" in last
-                       else f"validation loss {last.get('val_loss', last['loss']):.4f}")
-            print(f"demo: {name} {summary} -> {Path(args.out) / name}")
-        from .evaluate import evaluate_run
-        from .report import write_comparison, write_report
-
-        for name in runs:  # metrics against held-out digits, then each run's page and the one page comparing them
-            print(f"demo: evaluating {name}")
-            evaluate_run(Path(root) / name)
-            write_report(Path(root) / name)
-        write_comparison([Path(root) / name for name in runs], Path(root) / "index.html")
-    index = (Path(args.out) / "index.html").resolve()
+    index = run_demo(args.out, epochs=args.epochs, overwrite=args.overwrite).resolve()
     print(f"demo: wrote {args.out}; open the comparison report in a browser: {index.as_uri()}")
     return 0
 

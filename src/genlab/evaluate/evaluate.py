@@ -65,6 +65,20 @@ DESCRIPTIONS = {
     "high_quality": "share of samples within 3 standard deviations of a mode centre; higher is better",
 }
 
+# How the pages name each metric (with its unit), grouped as the comparison page shows them. kid_std is shown
+# with kid, as "KID ± s.e.".
+METRIC_GROUPS = {
+    "Fit to held-out data": {"reconstruction_mse": "reconstruction MSE", "reconstruction_bce": "reconstruction BCE (nats)",
+                             "elbo": "ELBO (nats)", "nll": "NLL (nats)", "bits_per_dim": "bits per dimension"},
+    "Samples against held-out data": {"frechet_distance": "FID", "kid": "KID ± s.e.", "precision": "precision",
+                                      "recall": "recall", "density": "density", "coverage": "coverage"},
+    "Classes and copies": {"classes_covered": "classes covered", "class_entropy": "class entropy (nats)",
+                           "inception_score": "Inception score", "conditional_accuracy": "conditional accuracy",
+                           "memorisation_ratio": "memorisation ratio"},
+    "Toy modes": {"mode_coverage": "mode coverage", "modes_captured": "modes captured", "high_quality": "high-quality share"},
+}
+METRIC_LABELS = {key: label for group in METRIC_GROUPS.values() for key, label in group.items()} | {"kid_std": "KID s.e."}
+
 
 def _check_model(model) -> None:
     if not (hasattr(model, "sample") and hasattr(model, "scaling_") and hasattr(model, "module_")):
@@ -317,4 +331,5 @@ def _evaluate_run(run_dir: Path, data, n_samples: int, random_state: int) -> dic
     return doc
 
 
-__all__ = ["DESCRIPTIONS", "detect_toy", "evaluate", "evaluate_run", "reference_metrics", "sample_metrics"]
+__all__ = ["DESCRIPTIONS", "METRIC_GROUPS", "METRIC_LABELS",
+           "detect_toy", "evaluate", "evaluate_run", "reference_metrics", "sample_metrics"]

@@ -1,8 +1,8 @@
 """A page comparing runs (spec §7, §9): ``write_comparison([RUN, ...], OUT_HTML)``.
 
-One table with a row per run (model, data, key settings, the metrics of each run's metrics.json, the last epoch's
-losses), reference rows with the metrics of real held-out data, and a card per run with its samples and a link to
-its own report.html. Links are relative, so the page works from disk and moves with the runs.
+An overview table with a row per run (model, data, key settings, the health checks, the last epoch's losses), a
+table per group of metrics from each run's metrics.json with reference rows for real held-out data, and a card per
+run with its samples and a link to its own report.html. Links are relative, so the page works from disk and moves with the runs.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from urllib.parse import quote
 
 from .._fileio import atomic_write_text
 from ..errors import InvalidInputError
+from ..evaluate.evaluate import METRIC_GROUPS, METRIC_LABELS
 from ..runs import FAMILIES
 from . import html as h
-from .run import RunView, final_numbers, model_label, read_run, render
+from .run import RunView, final_numbers, metric_cell, model_label, read_run, render
 
 NOT_SETTINGS = {"latent_dim", "epochs", "arch", "conditional", "random_state", "verbose", "device"}  # shown elsewhere, or not settings
 
@@ -73,50 +74,76 @@ def _settings(view: RunView) -> str:
     return h.e(", ".join(parts))
 
 
+def _health_cell(view: RunView, link: str) -> str:
+    findings = view.health
+    problems = [f for f in findings if not f.ok]
+    if problems:
+        text = "<br>".join(f"<span class=is-{f.level}>{h.e(f.topic)}{' (expected)' if f.expected else ''}</span>"
+                           for f in problems)
+    else:
+        text = f"<span class=is-ok>nothing wrong</span> ({len(findings)} check{'s' if len(findings) != 1 else ''})"
+    if view.metrics is None:
+        text += "<div class=sub>sample checks after <code>genlab evaluate</code></div>"
+    return f'{text}<div class=sub><a href="{h.e(link)}#health">why</a></div>' if findings else text
+
+
 def render_comparison(views: list[RunView], folder: Path) -> str:
-    """The comparison page for ``views``, with links relative to ``folder`` (where the page is written)."""
+    """The comparison page for ``views``, with links relative to ``folder`` (where the page is written).
+
+    An overview table (model, health, final losses), then one table per group of metrics (evaluate's
+    ``METRIC_GROUPS``) with the real-data reference rows, so that no table is wider than the page; on a phone
+    each row becomes a block of "metric: value" lines."""
     names, links = [], []
     for view in views:
         rel = _relative(view.run_dir, folder)
         names.append(rel if not rel.startswith("..") else view.name)
         links.append(quote(_relative(view.run_dir / "report.html", folder)))
-    evaluated = [v.metrics for v in views if v.metrics is not None]
-    metric_names = list(dict.fromkeys(name for m in evaluated for name in m["metrics"]))
-    metric_names.sort(key=lambda name: -sum(name in m["metrics"] for m in evaluated))  # shared metrics first (stable)
-    head = ["run: model, data, settings", "final loss (train / validation)", "final D / G loss", *metric_names]
-    rows, classes = [], []
+    overview = []
     for view, name, link in zip(views, names, links):
-        values = (view.metrics or {}).get("metrics", {})
         last = final_numbers(view.history)
         loss = f"{h.number(last['loss'])} / {h.number(last.get('val_loss'))}" if "loss" in last else "–"
         gan = f"{h.number(last['d_loss'])} / {h.number(last['g_loss'])}" if "d_loss" in last else "–"
         about = f"{h.e(model_label(view.settings))} on <code>{h.e(view.settings.data)}</code>; {_settings(view)}"
-        rows.append([f'<a href="{h.e(link)}">{h.e(name)}</a><div class=sub>{about}</div>', loss, gan,
-                     *(h.number(values.get(m)) for m in metric_names)])
-        classes.append("")
+        overview.append([f'<a href="{h.e(link)}">{h.e(name)}</a><div class=sub>{about}</div>', _health_cell(view, link), loss, gan])
+    body = [f"<p class=lead>{f'{len(views)} runs side by side' if len(views) > 1 else 'One run'}. Each run's name opens its own "
+            "report: health, samples, reconstructions, latent space, training curves and configuration.</p>",
+            h.table(["run: model, data, settings", "health", "final loss (train / validation)", "final D / G loss"], overview,
+                    numeric=(2, 3), stack=True)]
+    evaluated = [v.metrics for v in views if v.metrics is not None]
+    present = {k for m in evaluated for k in m["metrics"]}
     references = {}  # data set -> reference metrics (real held-out data), from the first run evaluated on it
     for m in evaluated:
         if m.get("reference"):
             references.setdefault(str(m.get("data", "")), m["reference"])
-    for data, reference in references.items():
-        rows.append([f"real held-out data<div class=sub>reference values on <code>{h.e(data)}</code></div>", "", "",
-                     *(h.number(reference.get(m)) for m in metric_names)])
-        classes.append("ref")
-    numeric = range(1, len(head))
-    body = [f"<p class=lead>{f'{len(views)} runs side by side' if len(views) > 1 else 'One run'}. Each run's name opens its own "
-            "report: samples, reconstructions, latent space, training curves and configuration.</p>",
-            h.table(head, rows, numeric=numeric, row_classes=classes, sticky=True)]
+    for group, labels in METRIC_GROUPS.items():
+        keys = [k for k in labels if k in present]
+        if not keys:
+            continue
+        rows = [[f'<a href="{h.e(link)}">{h.e(name)}</a>', *(metric_cell(values, k) for k in keys)]
+                for values, name, link in zip(((v.metrics or {}).get("metrics", {}) for v in views), names, links)
+                if any(values.get(k) is not None for k in keys)]  # a run without any of these metrics has no row
+        classes = [""] * len(rows)
+        for data, reference in references.items():
+            if all(reference.get(k) is None for k in keys):
+                continue
+            rows.append([f"real held-out data<div class=sub>reference on <code>{h.e(data)}</code></div>",
+                         *(metric_cell(reference, k) for k in keys)])
+            classes.append("ref")
+        body.append(f"<h3>{h.e(group)}</h3>"
+                    + h.table(["run", *(labels[k] for k in keys)], rows, numeric=range(1, len(keys) + 1), row_classes=classes,
+                              stack=True))
     descriptions = {}
     for m in evaluated:
         descriptions.update({k: v for k, v in (m.get("descriptions") or {}).items() if k not in descriptions})
-    if metric_names:
+    if present:
         body.append("<details><summary>What the metrics mean</summary><ul class=note>"
-                    + "".join(f"<li><code>{h.e(m)}</code>: {h.e(descriptions.get(m, ''))}</li>" for m in metric_names)
+                    + "".join(f"<li><b>{h.e(METRIC_LABELS.get(k, k))}</b> (<code>{h.e(k)}</code>): {h.e(descriptions.get(k, ''))}</li>"
+                              for k in METRIC_LABELS if k in present)
                     + "</ul></details>")
     missing = [name for view, name in zip(views, names) if view.metrics is None]
     if missing:
         body.append(f"<p class=note>Not evaluated yet: {h.e(', '.join(missing))}. Run <code>genlab evaluate RUN</code> "
-                    "on each to add its metrics to this table.</p>")
+                    "on each to add its metrics to these tables.</p>")
     body.append("<h2>Samples</h2>\n<div class=cards>")
     for view, name, link in zip(views, names, links):
         if "thumbnail" in view.figures:

@@ -37,8 +37,7 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:left;vertical-
 thead th{border-bottom:2px solid #c7c7cc;vertical-align:bottom}
 td{overflow-wrap:break-word}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.n{white-space:nowrap}
 tr.ref td{color:#555;font-style:italic}
-table.sticky tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #e3e3e8;min-width:11rem;
-max-width:17rem;white-space:normal}
+table.stack{width:100%}table.stack tr>:first-child{width:15rem}
 .sub{color:#555;font-size:.85rem;line-height:1.35}
 table.kv th,table.kv td{padding:.18rem .7rem}table.kv th{font-weight:500}table.kv td{overflow-wrap:anywhere}
 table.kv th.group{font-weight:600;padding-top:.7rem;border-bottom:1px solid #c7c7cc}
@@ -47,13 +46,27 @@ figure{margin:.5rem 0 1.3rem}figcaption{color:#555;font-size:.9rem;margin-top:.3
 .note{color:#555;font-size:.92rem}.better{font-weight:600}.warn{color:#8a4b00}
 .nowrap{white-space:nowrap}td code{overflow-wrap:break-word}
 img.pixels{width:100%;image-rendering:pixelated}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:1rem;margin-top:.8rem;align-items:start}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(18rem,1fr));gap:1rem;margin-top:.8rem;align-items:start}
 .card{border:1px solid #ddd;border-radius:.5rem;padding:.7rem;min-width:0}
 .card h3{margin:0 0 .2rem;overflow-wrap:anywhere}.card p{margin:.1rem 0 .5rem}
 details{margin:.5rem 0}summary{cursor:pointer;color:#0a58ca}
 footer{margin-top:2.5rem}
-@media (max-width:36rem){body{padding:.6rem .7rem 1.5rem}h1{font-size:1.3rem}th,td{padding:.25rem .45rem}table{font-size:.85rem}
-table.sticky tr>:first-child{min-width:8.5rem;max-width:10rem}}
+.health{border:1px solid #ddd;border-radius:.5rem;padding:.4rem .9rem;margin:.8rem 0}.health h2{border:0;margin:.3rem 0;padding:0}
+.health ul{list-style:none;padding:0;margin:.3rem 0}.health li{margin:.35rem 0;padding-left:1.6rem;text-indent:-1.6rem}
+.health li::before{display:inline-block;width:1.6rem;text-indent:0;font-weight:700}
+span[class^=is-]::before{font-weight:700}
+.is-ok::before{content:"✓";color:#1a7f37}.is-problem::before{content:"!";color:#b3261e}.is-note::before{content:"·";color:#8a4b00}
+.is-problem b,span.is-problem{color:#b3261e}.is-note b,span.is-note{color:#8a4b00}span.is-ok{color:#1a7f37}
+span.is-ok::before,span.is-problem::before,span.is-note::before{margin-right:.3rem}
+@media (max-width:36rem){body{padding:.6rem .7rem 1.5rem}h1{font-size:1.3rem}th,td{padding:.25rem .45rem}table{font-size:.85rem}}
+@media (max-width:40rem){table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr>:first-child{width:100%}table.stack thead{display:none}
+table.stack tr{border-bottom:2px solid #c7c7cc;padding:.3rem 0}
+table.stack td{border:0;display:flex;justify-content:space-between;gap:1rem;padding:.12rem .3rem;text-align:right;
+white-space:normal}
+table.stack td::before{content:attr(data-label);color:#555;text-align:left;font-style:normal}
+table.stack td:first-child{display:block;text-align:left;font-weight:500}
+table.stack td:not(.n){display:block;text-align:left}table.stack td:not(.n)::before{display:block;font-size:.85em}}
 """
 
 
@@ -118,17 +131,19 @@ def number(value) -> str:
 
 
 def table(head: list[str], rows: list[list[str]], *, numeric: Iterable[int] = (), row_classes: list[str] | None = None,
-          sticky: bool = False) -> str:
-    """A table that scrolls sideways on narrow screens. ``head`` is plain text; ``rows`` are cells of HTML (escape
-    them first); the columns in ``numeric`` are right-aligned. ``sticky`` keeps the first column in view while the
-    others scroll."""
+          stack: bool = False) -> str:
+    """A table. ``head`` is plain text; ``rows`` are cells of HTML (escape them first); the columns in ``numeric``
+    are right-aligned. ``stack``: on a phone-width screen each row becomes a block of "header: value" lines (the
+    first cell as its title), so that a table of many columns is read without scrolling sideways."""
     numeric = set(numeric)
     cls = lambda j: " class=n" if j in numeric else ""  # noqa: E731
+    label = lambda j: f' data-label="{e(head[j])}"' if stack and j else ""  # noqa: E731
     thead = "".join(f"<th{cls(j)}>{e(h)}</th>" for j, h in enumerate(head))
     row_classes = row_classes or [""] * len(rows)
-    body = "".join((f'<tr class="{e(rc)}">' if rc else "<tr>") + "".join(f"<td{cls(j)}>{cell}</td>" for j, cell in enumerate(row)) + "</tr>"
+    body = "".join((f'<tr class="{e(rc)}">' if rc else "<tr>")
+                   + "".join(f"<td{cls(j)}{label(j)}>{cell}</td>" for j, cell in enumerate(row)) + "</tr>"
                    for rc, row in zip(row_classes, rows))
-    return f"<div class=wide><table{' class=sticky' if sticky else ''}><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table></div>"
+    return f"<div class=wide><table{' class=stack' if stack else ''}><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def config_table(config: dict) -> str:

@@ -26,7 +26,9 @@ from .. import datasets, plots, runs
 from .._fileio import atomic_write_text
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
+from ..evaluate.evaluate import METRIC_LABELS
 from . import html as h
+from .health import THRESHOLDS, Finding, health_checks
 
 STORED_FIGURES = ("samples", "reconstructions", "interpolation", "traversal", "latent_scatter", "manifold")
 ARCH_NAMES = {"conv": "convolutional", "linear": "linear", "mlp": "MLP"}
@@ -60,6 +62,10 @@ class RunView:
     @property
     def epochs(self) -> int:
         return max((int(r.get("epoch", 0)) for r in self.history), default=0)
+
+    @property
+    def health(self) -> list[Finding]:
+        return health_checks(self.settings.model, self.settings.params, self.history, self.metrics, self.latent_dim)
 
 
 def model_label(settings: runs.RunSettings, *, long: bool = False) -> str:
@@ -269,15 +275,23 @@ def _latent_section(view: RunView) -> str:
     return "\n".join(parts)
 
 
+def metric_cell(values: dict, key: str) -> str:
+    """A metric's value for a table cell; KID with its standard error ("0.0151 ± 0.0123")."""
+    if key == "kid" and values.get("kid") is not None and values.get("kid_std") is not None:
+        return f"{h.number(values['kid'])} ± {h.number(values['kid_std'])}"
+    return h.number(values.get(key))
+
+
 def _metrics_section(view: RunView) -> str:
     doc = view.metrics
     if doc is None:
         return (f"<p>Not evaluated yet: run <code>genlab evaluate {h.e(shlex.quote(str(view.run_dir)))}</code> to compute its metrics "
                 "(reconstruction error, likelihood, sample quality and diversity, memorisation) against held-out data.</p>")
-    reference, descriptions = doc.get("reference") or {}, doc.get("descriptions") or {}
-    rows = [[f"<code>{h.e(name)}</code>", h.number(value), h.number(reference.get(name)), h.e(descriptions.get(name, ""))]
-            for name, value in doc["metrics"].items()]
-    parts = [h.table(["metric", "this model", "reference", "what it measures"], rows, numeric=(1, 2))]
+    values, reference, descriptions = doc["metrics"], doc.get("reference") or {}, doc.get("descriptions") or {}
+    shown = [k for k in values if not (k == "kid_std" and "kid" in values)]  # the standard error is shown with KID
+    rows = [[f"{h.e(METRIC_LABELS.get(k, k))}<div class=sub><code>{h.e(k)}</code></div>", metric_cell(values, k),
+             metric_cell(reference, k), h.e(descriptions.get(k, ""))] for k in shown]
+    parts = [h.table(["metric", "this model", "reference", "what it measures"], rows, numeric=(1, 2), stack=True)]
     about = []
     if doc.get("n_heldout") is not None:
         data = h.e(doc.get("data", view.settings.data))
@@ -311,6 +325,23 @@ def _training_section(view: RunView) -> str:
             + (f"<p>After epoch {view.epochs}: {last}.</p>" if last else ""))
 
 
+def _health_panel(view: RunView) -> str:
+    findings = view.health
+    problems, notes = (sum(f.level == level for f in findings) for level in ("problem", "note"))
+    verdict = (f"{problems} problem{'s' if problems != 1 else ''} found" if problems
+               else f"nothing looks wrong ({len(findings)} check{'s' if len(findings) != 1 else ''})")
+    if notes:
+        verdict += f", {notes} expected limit{'s' if notes != 1 else ''}"
+    items = "".join(f"<li class=is-{f.level}><b>{h.e(f.topic)}</b>: {h.e(f.text)}</li>" for f in findings)
+    pending = ("" if view.metrics is not None else
+               f"<p class=note>The checks on samples (diversity, mode collapse, memorisation) come with "
+               f"<code>genlab evaluate {h.e(shlex.quote(str(view.run_dir)))}</code>.</p>")
+    thresholds = ("<details><summary>How these are judged</summary><ul class=note>"
+                  + "".join(f"<li>{h.e(t)}</li>" for t in THRESHOLDS) + "</ul></details>")
+    return (f'<section id=health class=health><h2>Health: {h.e(verdict)}</h2>'
+            f"{f'<ul>{items}</ul>' if items else ''}{pending}{thresholds}</section>")
+
+
 def render(view: RunView) -> str:
     """The run's page as an HTML document."""
     sections = []
@@ -335,7 +366,7 @@ def render(view: RunView) -> str:
     sections.append(("configuration", "Configuration",
                      "<p class=note>As recorded in <code>config.toml</code>; <code>genlab train --config</code> accepts that file.</p>"
                      + h.config_table(view.config)))
-    body = [f"<p class=lead>{summary(view)}</p>"]
+    body = [f"<p class=lead>{summary(view)}</p>", _health_panel(view)]
     body += [f"<p class=warn>{h.e(note)}</p>" for note in view.notes]
     body.append(h.toc((anchor, title) for anchor, title, _ in sections))
     body += [h.section(*s) for s in sections]
