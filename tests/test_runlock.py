@@ -44,6 +44,12 @@ def test_a_second_writer_is_refused_while_readers_go_on(capsys, tmp_path):
         assert_user_error(second.returncode, second.stderr, "being written by", f"pid {writer.pid}", "genlab train --resume")
         code, _, err = run(capsys, "evaluate", runs)  # evaluate writes metrics.json: a writer too
         assert_user_error(code, err, "being written by", f"pid {writer.pid}")
+        code, _, err = run(capsys, "report", runs)  # and the report writes report.html
+        assert_user_error(code, err, "being written by", f"pid {writer.pid}")
+        assert not (runs / "report.html").exists()
+        code, _, err = run(capsys, "compare", runs, "--out", tmp_path / "compare.html")
+        assert_user_error(code, err, "being written by")
+        assert not (tmp_path / "compare.html").exists()
         code, out, err = run(capsys, "sample", runs, "-n", "4", "--out", tmp_path / "s.npy")  # a reader
         assert code == 0, err
         assert writer.poll() is None, "the first writer must still be running for this test to mean anything"

@@ -37,7 +37,7 @@ def demo_runs(epochs: int = 30) -> dict[str, RunSettings]:
 def run_demo(out: str | Path, *, epochs: int = 30, overwrite: bool = False, say=print) -> Path:
     """Train, evaluate and report every demo run under ``out``; returns the comparison page (``out/index.html``)."""
     from .evaluate import evaluate_run
-    from .report import write_comparison, write_report
+    from .report import write_comparison
 
     runs = demo_runs(epochs)
     with run_directory(out, overwrite=overwrite) as root:
@@ -48,9 +48,8 @@ def run_demo(out: str | Path, *, epochs: int = 30, overwrite: bool = False, say=
             summary = (f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}" if settings.model == "gan"
                        else f"validation loss {last.get('val_loss', last['loss']):.4f}")
             say(f"demo: {name} {summary} -> {Path(out) / name}")
-        for name in runs:  # metrics against held-out digits, then each run's page and the one page comparing them
+        for name in runs:  # metrics against held-out digits
             say(f"demo: evaluating {name}")
             evaluate_run(Path(root) / name)
-            write_report(Path(root) / name)
-        write_comparison([Path(root) / name for name in runs], Path(root) / "index.html")
+        write_comparison([Path(root) / name for name in runs], Path(root) / "index.html")  # and each run's own page
     return Path(out) / "index.html"

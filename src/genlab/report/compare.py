@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .._fileio import atomic_write_text
+from .._runlock import run_lock
 from ..errors import InvalidInputError
 from ..evaluate.evaluate import METRIC_GROUPS, METRIC_LABELS
 from ..runs import FAMILIES
@@ -51,8 +52,11 @@ def write_comparison(run_dirs, out_html: str | Path) -> Path:
             raise InvalidInputError(f"{out} is the report of run {run_dir}; write the comparison elsewhere.")
     views = []
     for run_dir in dict.fromkeys(run_dirs):  # each run once, in the order given
-        view = read_run(run_dir)
-        atomic_write_text(run_dir / "report.html", render(view))
+        if not (run_dir / "config.toml").is_file():
+            raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml).")
+        with run_lock(run_dir, "genlab compare"):  # its report.html is rewritten: not while the run is being written
+            view = read_run(run_dir)
+            atomic_write_text(run_dir / "report.html", render(view))
         views.append(view)
     atomic_write_text(out, render_comparison(views, out.parent))
     return out

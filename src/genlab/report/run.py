@@ -24,6 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from .. import datasets, plots, runs
 from .._fileio import atomic_write_text
+from .._runlock import run_lock
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
 from ..evaluate.evaluate import METRIC_LABELS
@@ -392,5 +393,6 @@ def write_report(run_dir: str | Path) -> Path:
 
         return write_recommendation_report(run_dir)
     path = run_dir / "report.html"
-    atomic_write_text(path, render(read_run(run_dir)))
+    with run_lock(run_dir, "genlab report"):  # it writes into the run: not while the run trains or is evaluated
+        atomic_write_text(path, render(read_run(run_dir)))
     return path
