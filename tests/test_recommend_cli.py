@@ -103,7 +103,7 @@ def test_evaluate_beats_popularity_and_writes_metrics_and_report(fitted, capsys)
     assert set(result["model"]) == set(result["popularity"]) == {"recall_at_20", "recall_at_50", "ndcg_at_100"}
     assert result["model"]["ndcg_at_100"] > result["popularity"]["ndcg_at_100"]  # planted groups: popularity cannot see them
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["metric", "MultVAE", "popularity"]
+    assert lines[0].split() == ["metric", "MultVAE", "popularity", "EASE"]
     assert lines[3].split()[0] == "NDCG@100" and float(lines[3].split()[1]) == pytest.approx(result["model"]["ndcg_at_100"], abs=1e-4)
 
     page = (fitted / "report.html").read_text()
@@ -229,3 +229,15 @@ def test_a_run_that_diverges_leaves_nothing_behind(files, tmp_path, capsys):
     code, _, err = run(capsys, "recommend", "fit", "--ratings", files["csv"], "--out", out, *TINY, "--lr", "inf")
     assert code == 1 and "non-finite" in err and "--resume" not in err  # no command resumes a recommendation run
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_and_report_of_a_recommendation_run_take_its_lock(fitted, capsys):
+    """One writer per run (issue 16 item 4): while another writer holds the run, evaluate and report change nothing."""
+    from genlab._runlock import run_lock
+
+    before = {p.name: p.stat().st_mtime_ns for p in fitted.iterdir()}
+    with run_lock(fitted, "genlab recommend fit"):  # a real flock, as another process would hold it
+        for argv in (("recommend", "evaluate", fitted), ("report", fitted)):
+            code, _, err = run(capsys, *argv)
+            assert_user_error(code, err, "being written by", "genlab recommend fit")
+    assert {p.name: p.stat().st_mtime_ns for p in fitted.iterdir()} == before

@@ -46,6 +46,8 @@ def _describe(info: dict) -> str:
 def run_lock(run_dir: str | Path, command: str) -> Iterator[None]:
     """Hold the run's write lock for the duration of the block; see the module docstring."""
     path = Path(run_dir) / LOCK_NAME
+    if not Path(run_dir).is_dir():
+        raise InvalidInputError(f"{run_dir} is not a run directory (no such folder).")
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

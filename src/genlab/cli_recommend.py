@@ -9,7 +9,20 @@ from pathlib import Path
 
 from .cli import Parser, _add_param, _formatter
 from .errors import InvalidInputError
+from .estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
 from .estimators.recommend import MULTVAE_PARAMS
+
+MODEL_PARAMS = {"multvae": MULTVAE_PARAMS, "multdae": MULTVAE_PARAMS, "ease": EASE_PARAMS}
+SET_BY_RUN = ("verbose", "validation_users")  # set by --quiet and --heldout-users
+
+
+def _l2(text: str) -> float | str:
+    if text.strip().lower() in ("auto", "none"):
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number like 500 or 'auto'; got {text!r}") from None
 
 
 def add_recommend(sub, common) -> None:
@@ -17,10 +30,10 @@ def add_recommend(sub, common) -> None:
         return textwrap.fill(text, 100)
 
     rec = sub.add_parser("recommend", parents=[common], formatter_class=_formatter,
-                         help="recommend items with a Mult-VAE: fit, evaluate, predict",
+                         help="recommend items with a Mult-VAE (or Mult-DAE, EASE): fit, evaluate, predict",
                          description=wrapped("Collaborative filtering with a variational autoencoder (Mult-VAE, Liang et al. "
                                              "2018) on a user,item[,rating][,timestamp] table such as MovieLens' ratings.csv "
-                                             "or u.data."),
+                                             "or u.data, judged against popularity and EASE (Steck 2019) baselines."),
                          epilog=textwrap.dedent("""\
                              examples:
                                genlab recommend fit --ratings ml-latest-small/ratings.csv --out runs/rec
@@ -33,18 +46,21 @@ def add_recommend(sub, common) -> None:
                              description=wrapped(
                                  "Read the table (ratings above --threshold are interactions), split the users into train, "
                                  "validation and test users, fit the model and write RUN_DIR: config.toml, interactions.npz, "
-                                 "model/, metrics.jsonl, training_curves.png, report.html. The test users are never seen in "
-                                 "fitting; the model holds out the validation users itself and keeps the epoch with the best "
-                                 "validation NDCG@100."),
+                                 "model/, metrics.jsonl, training_curves.png (not for EASE: no epochs), report.html. The test "
+                                 "users are never seen in fitting; the model holds out the validation users itself and keeps "
+                                 "the epoch (EASE: the l2) with the best validation NDCG@100. Then, as `recommend evaluate`, "
+                                 "prints the test metrics of the model, popularity and EASE."),
                              epilog=textwrap.dedent("""\
                                  examples:
                                    genlab recommend fit --ratings ml-latest-small/ratings.csv --out runs/rec
                                    genlab recommend fit --ratings ml-100k/u.data --model multdae --epochs 50 --seed 0 --out runs/dae
+                                   genlab recommend fit --ratings ml-latest-small/ratings.csv --model ease --out runs/ease
                                    genlab recommend fit --ratings plays.tsv --implicit --min-interactions 10 --out runs/plays"""))
     fit.add_argument("--ratings", required=True, metavar="FILE",
                      help="CSV/TSV of user,item[,rating][,timestamp] rows (header optional, separator sniffed)")
     fit.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
-    fit.add_argument("--model", choices=("multvae", "multdae"), default="multvae", help="Mult-VAE (default) or Mult-DAE")
+    fit.add_argument("--model", choices=tuple(MODEL_PARAMS), default="multvae",
+                     help="Mult-VAE (default), Mult-DAE, or EASE (closed form; its options: --l2, --max-items, --seed)")
     fit.add_argument("--threshold", type=float, default=3.5, metavar="X",
                      help="a rating above this is an interaction, the others are dropped (default 3.5: 4 stars and up, as Liang "
                           "et al.'s code; to keep 3.5 too, pass 3.49)")
@@ -59,23 +75,38 @@ def add_recommend(sub, common) -> None:
     fit.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                      help="rank the test users' held-out items after fitting, as `recommend evaluate` does (default: on)")
     for name, p in MULTVAE_PARAMS.items():
-        if name not in ("verbose", "validation_users"):  # set by --quiet and --heldout-users
+        if name not in SET_BY_RUN:
             _add_param(fit, name, p)
+    fit.add_argument("--l2", type=_l2, default=argparse.SUPPRESS, metavar="X|auto",
+                     help="EASE: " + EASE_PARAMS["l2"].help.replace("%", "%%") + " (default auto)")
+    fit.add_argument("--max-items", type=int, default=argparse.SUPPRESS, metavar="N", dest="max_items",
+                     help=f"EASE: {EASE_PARAMS['max_items'].help} (default {DEFAULT_MAX_ITEMS})")
 
     ev = actions.add_parser("evaluate", parents=[common], formatter_class=_formatter, help="rank the test users' held-out items",
                             description=wrapped(
                                 "Liang et al.'s protocol on the run's test users: give the model a random 80% of each user's "
-                                "items, rank the other 20%; the same for a popularity baseline fitted on the training users. "
-                                "Prints Recall@20, Recall@50, NDCG@100; writes RUN_DIR/metrics.json and RUN_DIR/report.html."),
-                            epilog="examples:\n  genlab recommend evaluate runs/rec\n  genlab recommend evaluate runs/rec --seed 1")
+                                "items, rank the other 20%; the same for two baselines fitted on the training users: "
+                                "popularity, and EASE with its l2 chosen on the run's validation users (not when the model is "
+                                "EASE; skipped, with the reason, past --ease-max-items items). Prints Recall@20, Recall@50, "
+                                "NDCG@100; writes RUN_DIR/metrics.json and RUN_DIR/report.html."),
+                            epilog=textwrap.dedent("""\
+                                examples:
+                                  genlab recommend evaluate runs/rec
+                                  genlab recommend evaluate runs/rec --seed 1
+                                  genlab recommend evaluate runs/big --ease-max-items 40000 --ease-l2 500"""))
     ev.add_argument("run", metavar="RUN_DIR")
     ev.add_argument("--fraction", type=float, default=0.2, metavar="X", help="share of each test user's items to rank (default 0.2)")
     ev.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fold-in/held-out split (default 0)")
+    ev.add_argument("--ease-max-items", type=int, default=DEFAULT_MAX_ITEMS, metavar="N",
+                    help=f"fit the EASE baseline up to this many items (default {DEFAULT_MAX_ITEMS}; it holds an items × items "
+                         "float64 matrix, 8·items² bytes)")
+    ev.add_argument("--ease-l2", type=float, default=None, metavar="X",
+                    help="the EASE baseline's l2 (default: chosen on the validation users, one fit per grid value)")
 
     pr = actions.add_parser("predict", parents=[common], formatter_class=_formatter, help="top-N new items per user",
                             description=wrapped(
                                 "The best items a user does not have yet (in the table with a rating above the threshold), in "
-                                "the table's own ids. Score: the decoder's logit (higher is better)."),
+                                "the table's own ids. Score: Mult-VAE's decoder logit, or EASE's x·B (higher is better)."),
                             epilog=textwrap.dedent("""\
                                 examples:
                                   genlab recommend predict runs/rec --user 42 -n 10      # rank, item, score per line
@@ -90,34 +121,61 @@ def add_recommend(sub, common) -> None:
 
 
 def _print_evaluation(result: dict, run_dir) -> None:
-    from .recommending import METRIC_LABELS
+    from .recommending_report import METRIC_LABELS, ease_note
 
-    rows = [("metric", result["model_class"], "popularity")]
-    rows += [(label, *(f"{v:.4f}" if v is not None else "-" for v in (result["model"][k], result["popularity"][k])))
-             for k, label in METRIC_LABELS.items()]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    columns = [(result["model_class"], result["model"]), ("popularity", result["popularity"])]
+    if "ease" in result:  # absent when the model is EASE itself
+        columns.append(("EASE", result["ease"] or {}))
+    rows = [("metric", *(title for title, _ in columns))]
+    rows += [(label, *(f"{s[k]:.4f}" if s.get(k) is not None else "-" for _, s in columns)) for k, label in METRIC_LABELS.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]))
+    if "ease" in result:
+        print(ease_note(result))
     print(f"({result['n_test_users']} test users; wrote {Path(run_dir) / 'metrics.json'} and {Path(run_dir) / 'report.html'})")
+
+
+def _model_params(args) -> dict:
+    """The model options given on the command line; one that is not the chosen model's is a user error."""
+    table = MODEL_PARAMS[args.model]
+    given = {k: v for k, v in vars(args).items() if k in MULTVAE_PARAMS or k in EASE_PARAMS}
+    foreign = sorted(k for k in given if k not in table)
+    if foreign:
+        flags = ", ".join("--seed" if k == "random_state" else "--" + k.replace("_", "-") for k in foreign)
+        raise InvalidInputError(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --model {args.model}.")
+    return {k: (None if v in ("none", "auto") else v) for k, v in given.items() if k not in SET_BY_RUN}
+
+
+def _selection(est) -> str:
+    """How the fitted model was chosen, for the line `recommend fit` prints."""
+    if hasattr(est, "l2_"):
+        best = max(est.validation_scores_, key=lambda r: r["ndcg_at_100"]) if est.validation_scores_ else None
+        if best is None:
+            return f"l2 {est.l2_:g}"
+        chosen = "chosen" if len(est.validation_scores_) > 1 else "given"
+        return f"l2 {est.l2_:g} ({chosen}), validation NDCG@100 {best['ndcg_at_100']:.4f}"
+    best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
+    return (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best['val_ndcg_at_100']:.4f}" if "val_ndcg_at_100" in best
+            else f"{len(est.history_)} epochs")
 
 
 def run_recommend(args) -> int:
     from . import recommending
 
     if args.action == "fit":
-        params = {k: (None if v == "none" else v) for k, v in vars(args).items() if k in MULTVAE_PARAMS}
-        est, run = recommending.fit_run(args.ratings, args.out, model=args.model, params=params, threshold=args.threshold,
-                                        implicit=args.implicit, min_interactions=args.min_interactions, sep=args.sep,
-                                        heldout_users=args.heldout_users, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
-        best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
-        kept = (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best['val_ndcg_at_100']:.4f}" if "val_ndcg_at_100" in best
-                else f"{len(est.history_)} epochs")
+        est, run = recommending.fit_run(args.ratings, args.out, model=args.model, params=_model_params(args),
+                                        threshold=args.threshold, implicit=args.implicit, min_interactions=args.min_interactions,
+                                        sep=args.sep, heldout_users=args.heldout_users, overwrite=args.overwrite,
+                                        verbose=0 if args.quiet else 1)
         print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
-              f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; {kept})")
+              f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; "
+              f"{_selection(est)})")
         if args.evaluate and len(run.test_rows):  # one command from a ratings file to the paper's metrics
             _print_evaluation(recommending.evaluate_run(args.out), args.out)
     elif args.action == "evaluate":
-        _print_evaluation(recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed), args.run)
+        _print_evaluation(recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed,
+                                                    ease_max_items=args.ease_max_items, ease_l2=args.ease_l2), args.run)
     elif args.all:
         if not args.out:
             raise InvalidInputError("--all writes a CSV: give it with --out FILE.csv")

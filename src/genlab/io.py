@@ -4,7 +4,8 @@ A model folder holds ``model.json`` (format, versions, class name, constructor p
 fitted values, the module's architecture) and ``model.safetensors`` (module weights under
 ``module/``, fitted arrays under ``fitted/``). Loading looks the class up in a fixed registry,
 rebuilds the module from the parameters and checks every tensor's name, shape, dtype and
-finiteness; nothing in the files is executed.
+finiteness; nothing in the files is executed. Estimators without a torch module (``EASE``) keep
+only ``fitted/`` arrays, whose names, shapes and dtypes the class states from its JSON values.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from safetensors.torch import save as safetensors_bytes
 from . import __version__
 from ._fileio import atomic_write_bytes, atomic_write_text
 from .data.scaling import Scaling
-from .errors import ModelFileError
+from .errors import InvalidInputError, ModelFileError
+from .estimators.base import GenerativeEstimator
 
 FORMAT = "genlab-model"
 FORMAT_VERSION = 1
@@ -43,24 +45,36 @@ def _jsonable(value):
     return value
 
 
+def save(estimator, path: str | Path) -> Path:
+    """Save a fitted genlab estimator into folder ``path`` (``model.json`` + ``model.safetensors``); the same as
+    ``estimator.save(path)``. Returns the folder; :func:`load` reads it back."""
+    if not callable(getattr(estimator, "save", None)):
+        raise InvalidInputError(f"{type(estimator).__name__} is not a model genlab saves (Popularity is refitted in "
+                                "a moment instead).")
+    return estimator.save(path)
+
+
+def _header(estimator) -> dict:
+    """The part of ``model.json`` every model has: format, versions, class and constructor parameters."""
+    params = estimator.get_params()
+    if not isinstance(params.get("random_state"), (int, type(None))):
+        params["random_state"] = estimator.seed_
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "genlab_version": __version__, "torch_version": torch.__version__,
+            "class": type(estimator).__name__, "params": {k: _jsonable(v) for k, v in params.items()}}
+
+
 def save_estimator(estimator, path: str | Path) -> Path:
     """Write the two model files into folder ``path`` (created if needed); each write is atomic."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    params = estimator.get_params()
-    if not isinstance(params.get("random_state"), (int, type(None))):
-        params["random_state"] = estimator.seed_
+    if not hasattr(estimator, "module_"):
+        return _save_arrays_only(estimator, path)
     tensors = {f"module/{k}": v.detach().cpu().contiguous() for k, v in estimator.module_.state_dict().items()}
     for name in estimator._fitted_arrays:
         if hasattr(estimator, name):
             tensors[f"fitted/{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(estimator, name)))
     meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "genlab_version": __version__,
-        "torch_version": torch.__version__,
-        "class": type(estimator).__name__,
-        "params": {k: _jsonable(v) for k, v in params.items()},
+        **_header(estimator),
         "fitted": {
             "input_shape_": list(estimator.input_shape_),
             "n_features_in_": estimator.n_features_in_,
@@ -73,6 +87,16 @@ def save_estimator(estimator, path: str | Path) -> Path:
                    "config": _jsonable(dataclasses.asdict(estimator.module_.config))},
         "tensors": sorted(tensors),
     }
+    atomic_write_bytes(path / MODEL_WEIGHTS, safetensors_bytes(tensors))
+    atomic_write_text(path / MODEL_JSON, json.dumps(meta, indent=1, default=_jsonable))
+    return path
+
+
+def _save_arrays_only(estimator, path: Path) -> Path:
+    """A model that is its fitted arrays (EASE): JSON values from ``_fitted_values()``, arrays under ``fitted/``."""
+    tensors = {f"fitted/{name}": torch.from_numpy(np.ascontiguousarray(getattr(estimator, name))) for name in estimator._fitted_arrays}
+    meta = {**_header(estimator), "fitted": _jsonable(estimator._fitted_values()), "module": None, "tensors": sorted(tensors)}
+    # serialised in memory first (a second copy of the arrays while it is written), as every model is
     atomic_write_bytes(path / MODEL_WEIGHTS, safetensors_bytes(tensors))
     atomic_write_text(path / MODEL_JSON, json.dumps(meta, indent=1, default=_jsonable))
     return path
@@ -110,6 +134,8 @@ def load(path: str | Path):
     if cls is None:
         raise ModelFileError(f"{path / MODEL_JSON} names class {name!r}, which is not a genlab estimator "
                              f"({', '.join(ESTIMATORS)}).")
+    if not issubclass(cls, GenerativeEstimator):
+        return _load_arrays_only(path, cls, meta)
     try:
         fitted = meta["fitted"]
         estimator = cls(**meta["params"])
@@ -155,6 +181,36 @@ def load(path: str | Path):
     for attr in cls._fitted_arrays:
         if f"fitted/{attr}" in tensors:
             setattr(estimator, attr, tensors[f"fitted/{attr}"].numpy())
+    return estimator
+
+
+def _load_arrays_only(path: Path, cls, meta: dict):
+    """Rebuild a model that is its fitted arrays: the class states, from the JSON values, which arrays it needs."""
+    name = cls.__name__
+    try:
+        estimator = cls(**meta["params"])
+        estimator._validated_params()
+        expected = estimator._restore_fitted(meta["fitted"])
+    except (KeyError, TypeError, IndexError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"{path / MODEL_JSON} does not describe a valid {name} ({type(exc).__name__}: {exc}).") from None
+    tensors = _read_tensors(path / MODEL_WEIGHTS)
+    wanted = {f"fitted/{k}" for k in expected}
+    if set(tensors) != wanted:
+        raise ModelFileError(f"{path / MODEL_WEIGHTS} does not match the model: missing {sorted(wanted - set(tensors))[:3]}, "
+                             f"unexpected {sorted(set(tensors) - wanted)[:3]}.")
+    for attr, (shape, dtype) in expected.items():
+        got = tensors[f"fitted/{attr}"]
+        got_dtype = str(got.dtype).removeprefix("torch.")  # compared before .numpy(), which has no bfloat16
+        if got_dtype != dtype or got.ndim != len(shape) or any(want not in (None, have) for want, have in zip(shape, got.shape)):
+            raise ModelFileError(f"{path / MODEL_WEIGHTS}: tensor fitted/{attr} has shape {tuple(got.shape)} {got_dtype}, "
+                                 f"expected {tuple('any' if s is None else s for s in shape)} {dtype}.")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelFileError(f"{path / MODEL_WEIGHTS}: tensor fitted/{attr} contains NaN or infinity.")
+        setattr(estimator, attr, got.numpy())
+    try:
+        estimator._check_restored()
+    except ValueError as exc:
+        raise ModelFileError(f"{path / MODEL_WEIGHTS} does not hold a valid {name}: {exc}.") from None
     return estimator
 
 

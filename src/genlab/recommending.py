@@ -4,29 +4,38 @@
     RUN/interactions.npz    the users × items CSR matrix (data, indices, indptr, shape), user_ids, item_ids and the
                             split's train_rows, validation_rows, test_rows; loads with np.load(allow_pickle=False)
     RUN/model/              model.json + model.safetensors: genlab.load(RUN / "model")
-    RUN/metrics.jsonl       one JSON object per epoch: loss, nll, kl, beta; validation NDCG@100, Recall@20/50
-    RUN/training_curves.png
-    RUN/metrics.json        test Recall@20/50 and NDCG@100 of the model and of the popularity baseline (evaluate)
+    RUN/metrics.jsonl       Mult-VAE/DAE: one JSON object per epoch (loss, nll, kl, beta; validation NDCG@100,
+                            Recall@20/50); EASE: one per λ tried (l2, validation ndcg_at_100, recall_at_20/50, seconds)
+    RUN/training_curves.png Mult-VAE/DAE only (EASE has no epochs; its page tabulates the λ path instead)
+    RUN/metrics.json        test Recall@20/50 and NDCG@100 of the model, the popularity baseline and the EASE baseline
+                            (evaluate)
     RUN/report.html         one self-contained page, rewritten by fit and by evaluate
 
 The split (Liang et al., WWW 2018): :func:`split_users` draws N validation and N test users (N: 10% of the
 users, at most 10 000). Fitting never sees the test users. The model is fitted on all other users with
 ``validation_users=N``, so it holds out N of them itself (drawn with its seed; their rows are recorded as
-``validation_rows``) and keeps the epoch with the best validation NDCG@100; the rest are the training users,
-whose item counts also make the popularity baseline.
+``validation_rows``) to choose the model by validation NDCG@100 — Mult-VAE its epoch, EASE its λ — and never
+trains on them; the rest are the training users.
+
+The baselines of :func:`evaluate_run` learn from the same training users: popularity from their item counts,
+EASE (when the model is not EASE itself) as ``EASE(validation_users=N, random_state=seed)`` on the model's users,
+which holds out exactly the run's validation users (one shared helper draws them) to choose λ. EASE fits an
+items × items matrix: past ``max_items`` (25 000 by default; ``ease_max_items``) its column is left empty with
+the reason, and the evaluation goes on. metrics.json files written before EASE was a baseline (no ``"ease"``
+entry) still load and render.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import json
 import math
 import platform
 import re
 import shutil
+import time
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -39,24 +48,24 @@ from scipy import sparse
 
 from . import __version__, plots
 from ._fileio import atomic_text_writer, atomic_write_bytes, atomic_write_text
+from ._runlock import run_lock
 from .data.interactions import load_interactions
 from .data.protocol import split_users
 from .errors import InvalidInputError, ModelFileError
-from .estimators import MultDAE, MultVAE, Popularity
+from .estimators import EASE, MultDAE, MultVAE, Popularity
 from .estimators.base import PREDICT_BATCH
+from .estimators.ease import DEFAULT_MAX_ITEMS, size_problem
 from .io import load as load_model
 from .models.ranking import top_n
-from .report import html as pagestyle
+from .recommending_report import CURVES, write_report
 from .runs import run_directory
 
-MODELS: dict[str, type[MultVAE]] = {"multvae": MultVAE, "multdae": MultDAE}
+MODELS: dict[str, type] = {"multvae": MultVAE, "multdae": MultDAE, "ease": EASE}
 SET_BY_RUN = ("validation_users", "verbose")  # decided by --heldout-users and --quiet, not given as parameters
 MAX_HELDOUT = 10_000
-METRIC_LABELS = {"recall_at_20": "Recall@20", "recall_at_50": "Recall@50", "ndcg_at_100": "NDCG@100"}
-CURVES = "training_curves.png"
 SPLIT_NOTE = ("test users are never seen in fitting; the model is fitted on the other users and holds out "
-              "validation_users of them itself (its seed) to keep the epoch with the best NDCG@100; "
-              "the rest are the training users (also the popularity baseline's)")
+              "validation_users of them itself (its seed) to choose by NDCG@100 (Mult-VAE its epoch, EASE its λ); "
+              "the rest are the training users (also the baselines')")
 
 
 class RunData(NamedTuple):
@@ -80,7 +89,7 @@ def default_heldout_users(n_users: int) -> int:
 
 def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", params: dict | None = None, threshold: float = 3.5,
             implicit: bool = False, min_interactions: int = 5, sep: str | None = None, heldout_users: int | None = None,
-            overwrite: bool = False, verbose: int = 1) -> tuple[MultVAE, RunData]:
+            overwrite: bool = False, verbose: int = 1) -> tuple[MultVAE | EASE, RunData]:
     """Read a ``user,item[,rating][,timestamp]`` table, split its users, fit the model and write run directory ``out``.
 
     Parameters
@@ -91,10 +100,11 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     out : str or path-like
         The run directory to create. An existing one is replaced only with ``overwrite``, and only on success;
         on any failure nothing is left behind.
-    model : {"multvae", "multdae"}
+    model : {"multvae", "multdae", "ease"}
     params : dict, optional
         Constructor parameters of the model, except ``validation_users`` and ``verbose``. ``random_state`` also
-        seeds the user split (None draws a seed, which is recorded).
+        seeds the user split (None draws a seed, which is recorded). EASE's: ``l2`` (None: chosen on the
+        validation users), ``max_items``.
     heldout_users : int, optional
         Validation users and as many test users (None: :func:`default_heldout_users`; 0: no model selection and
         nothing to evaluate on).
@@ -116,8 +126,16 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     seed = params["random_state"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"a run's random_state must be a non-negative integer (it is recorded); got {seed!r}.")
+    known = MODELS[model]().get_params()
+    foreign = sorted(set(params) - set(known))
+    if foreign:
+        raise InvalidInputError(f"{', '.join(foreign)} is not a parameter of model {model!r} (its parameters: "
+                                f"{', '.join(k for k in sorted(known) if k not in SET_BY_RUN)}).")
     est = MODELS[model](**params, verbose=verbose)
     est._validated_params()
+    if model == "ease" and est.l2 in (None, "auto") and heldout_users == 0:
+        raise InvalidInputError("EASE chooses l2 on the validation users, and --heldout-users 0 holds out none: "
+                                "give --l2 or hold out users.")
     with run_directory(out, overwrite=overwrite, resumable=False) as run_dir:
         data = load_interactions(ratings, threshold=threshold, implicit=implicit, min_interactions=min_interactions, sep=sep)
         n_heldout = default_heldout_users(data.n_users) if heldout_users is None else heldout_users
@@ -137,16 +155,21 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
                             "python": platform.python_version()}}
         atomic_write_text(run_dir / "config.toml", f"# genlab {__version__} recommendation run (genlab recommend fit)\n"
                           + tomli_w.dumps(doc))
-        est.fit(data.matrix[fitted_rows], run_dir=run_dir)
+        if isinstance(est, EASE):  # closed form, no epochs: metrics.jsonl holds one record per λ tried
+            est.fit(data.matrix[fitted_rows])
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in est.validation_scores_))
+        else:
+            est.fit(data.matrix[fitted_rows], run_dir=run_dir)
         validation_rows = fitted_rows[est.validation_rows_]
         run = RunData(data.matrix, data.user_ids, data.item_ids, np.setdiff1d(fitted_rows, validation_rows), validation_rows,
                       split.test)
         write_interactions(run_dir / "interactions.npz", run)
         est.save(run_dir / "model")
-        # the loop's resumable checkpoints: no command resumes a recommendation run, and model/ holds the kept weights
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        plots.save_ranking_curves(run_dir / CURVES, est.history_, title=f"{type(est).__name__}: training",
-                                  best_epoch=est.best_epoch_ if n_heldout else None)
+        if not isinstance(est, EASE):
+            # the loop's resumable checkpoints: no command resumes a recommendation run, and model/ holds the kept weights
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            plots.save_ranking_curves(run_dir / CURVES, est.history_, title=f"{type(est).__name__}: training",
+                                      best_epoch=est.best_epoch_ if n_heldout else None)
         write_report(run_dir, name=Path(out).name)
     return est, run
 
@@ -196,7 +219,7 @@ def read_run(run_dir: str | Path) -> RunData:
     return run
 
 
-def _open_model(run_dir: str | Path, run: RunData) -> MultVAE:
+def _open_model(run_dir: str | Path, run: RunData) -> MultVAE | EASE:
     est = load_model(Path(run_dir) / "model")
     if est.n_features_in_ != run.matrix.shape[1]:
         raise ModelFileError(f"{run_dir}: the model ranks {est.n_features_in_} items but interactions.npz has "
@@ -207,28 +230,61 @@ def _open_model(run_dir: str | Path, run: RunData) -> MultVAE:
 # --- evaluate -------------------------------------------------------------------------------------
 
 
-def evaluate_run(run_dir: str | Path, *, fraction: float = 0.2, random_state: int = 0) -> dict:
-    """Liang et al.'s protocol on the run's test users, for the model and the popularity baseline.
+def evaluate_run(run_dir: str | Path, *, fraction: float = 0.2, random_state: int = 0, ease_max_items: int = DEFAULT_MAX_ITEMS,
+                 ease_l2: float | None = None) -> dict:
+    """Liang et al.'s protocol on the run's test users, for the model and the popularity and EASE baselines.
 
-    Each test user's items are split at random (``random_state``) into a ``1 - fraction`` part the model
-    is given and a ``fraction`` part it must rank; both recommenders see the same split. Writes
-    ``metrics.json`` (``{"model": {...}, "popularity": {...}, "n_test_users": n, ...}``) and the report.
+    Each test user's items are split at random (``random_state``) into a ``1 - fraction`` part the recommender
+    is given and a ``fraction`` part it must rank; every recommender sees the same split. EASE is fitted on the
+    training users with λ chosen on the run's validation users (``ease_l2``: a given λ instead), unless the model
+    is EASE; past ``ease_max_items`` items it is skipped and ``ease_fit["skipped"]`` says why. Writes
+    ``metrics.json``: ``{"model": {...}, "popularity": {...}, "ease": {...} or null, "ease_fit": {...},
+    "n_test_users": n, "model_class": ..., "fraction": ..., "seed": ...}``, and the report.
     """
+    with run_lock(run_dir, "genlab recommend evaluate"):  # it writes metrics.json and the page: one writer per run
+        return _evaluate_run(run_dir, fraction, random_state, ease_max_items, ease_l2)
+
+
+def _evaluate_run(run_dir, fraction: float, random_state: int, ease_max_items: int, ease_l2: float | None) -> dict:
     run = read_run(run_dir)
     if not len(run.test_rows):
         raise InvalidInputError(f"{run_dir} has no test users (it was fitted with --heldout-users 0); "
                                 "fit again with held-out users to evaluate.")
     est = _open_model(run_dir, run)
     test = run.matrix[run.test_rows]
-    result = {"model": est.ranking_metrics(test, fraction=fraction, random_state=random_state),
-              "popularity": Popularity().fit(run.matrix[run.train_rows]).ranking_metrics(test, fraction=fraction,
-                                                                                         random_state=random_state),
-              "n_test_users": len(run.test_rows), "model_class": type(est).__name__, "fraction": fraction, "seed": random_state}
-    for scores in (result["model"], result["popularity"]):  # NaN (no user had held-out items) is not JSON
-        scores.update({k: v if math.isfinite(v) else None for k, v in scores.items()})
+
+    def rank(recommender) -> dict[str, float | None]:  # NaN (no user had held-out items) is not JSON
+        scores = recommender.ranking_metrics(test, fraction=fraction, random_state=random_state)
+        return {k: v if math.isfinite(v) else None for k, v in scores.items()}
+
+    result = {"model": rank(est), "popularity": rank(Popularity().fit(run.matrix[run.train_rows]))}
+    if not isinstance(est, EASE):
+        ease, result["ease_fit"] = _ease_baseline(run_dir, run, max_items=ease_max_items, l2=ease_l2)
+        result["ease"] = None if ease is None else rank(ease)
+    result.update({"n_test_users": len(run.test_rows), "model_class": type(est).__name__, "fraction": fraction,
+                   "seed": random_state})
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(result, indent=1) + "\n")
     write_report(run_dir)
     return result
+
+
+def _ease_baseline(run_dir: str | Path, run: RunData, *, max_items: int, l2: float | None) -> tuple[EASE | None, dict]:
+    """EASE fitted on the run's training users, λ chosen on its validation users; or None and why not."""
+    problem = size_problem(run.matrix.shape[1], max_items)
+    if problem:
+        return None, {"skipped": f"{problem}; to include it: genlab recommend evaluate {run_dir} --ease-max-items "
+                                 f"{run.matrix.shape[1]}"}
+    seed = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8"))["seed"]
+    fitted_rows = np.union1d(run.train_rows, run.validation_rows)  # the users the model was fitted on, in their order
+    ease = EASE(l2, validation_users=len(run.validation_rows), max_items=max_items, random_state=int(seed))
+    start = time.perf_counter()
+    ease.fit(run.matrix[fitted_rows])
+    seconds = time.perf_counter() - start
+    if not np.array_equal(fitted_rows[ease.validation_rows_], run.validation_rows):
+        raise ModelFileError(f"{run_dir}: the validation users in interactions.npz are not those the seed in config.toml "
+                             "draws; the run directory was edited or mixed up.")
+    return ease, {"l2": ease.l2_, "l2_chosen": l2 is None, "validation_users": len(run.validation_rows),
+                  "fit_seconds": round(seconds, 3), "validation": ease.validation_scores_}
 
 
 # --- predict --------------------------------------------------------------------------------------
@@ -250,7 +306,7 @@ def find_user(user_ids: np.ndarray, user_id) -> int:
     return int(rows[0])
 
 
-def _top_items(est: MultVAE, x: sparse.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_items(est: MultVAE | EASE, x: sparse.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Item columns (rows × n, best first, −1 where a user has fewer than n unseen items) and their scores."""
     scores = est.item_scores(x)
     top = top_n(scores, n, x)
@@ -261,7 +317,8 @@ def predict_user(run_dir: str | Path, user_id, n: int = 10) -> list[tuple[int, o
     """``(rank, item id, score)`` of the user's ``n`` best items they do not have yet, best first.
 
     ``user_id`` is an original id (text is matched as an integer when the ids are integers). The score is
-    the decoder's logit (higher is better; a softmax over all items gives the multinomial probabilities).
+    Mult-VAE's decoder logit (a softmax over all items gives the multinomial probabilities) or EASE's ``x · B``;
+    higher is better.
     Fewer than ``n`` rows come back when the user has fewer unseen items.
     """
     run = read_run(run_dir)
@@ -298,87 +355,3 @@ def predict_all(run_dir: str | Path, out: str | Path, *, n: int = 10, overwrite:
                                  (f"{s:.6g}" for s in scores.ravel()[keep].tolist())))
             n_rows += int(keep.sum())
     return n_rows
-
-
-# --- report ---------------------------------------------------------------------------------------
-
-
-def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
-    """(Re)write ``run_dir/report.html``: configuration, test metrics against the popularity baseline (once
-    evaluated) and training curves. Self-contained (see :mod:`genlab.report.html`, whose look it shares)."""
-    run_dir = Path(run_dir)
-    name = name or run_dir.name
-    config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    history = _read_history(run_dir / "metrics.jsonl")
-    metrics_file = run_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
-    split = config.get("split", {})
-    model_name = {"multvae": "Mult-VAE", "multdae": "Mult-DAE"}.get(config.get("model"), str(config.get("model")))
-    e = html.escape
-    parts = [f"<p class=lead>{e(str(config.get('ratings', '')))}: {split.get('users', '?')} users × {split.get('items', '?')} items, "
-             f"{split.get('interactions', '?')} interactions. Users: {split.get('train_users', '?')} train, "
-             f"{split.get('validation_users', '?')} validation, {split.get('test_users', '?')} test.</p>",
-             "<h2>Test metrics</h2>"]
-    if metrics is None:
-        parts.append(f"<p class=note>Not evaluated yet: run <code>genlab recommend evaluate {e(name)}</code> to rank the "
-                     "test users' held-out items with this model and the popularity baseline.</p>")
-    else:
-        parts.append(_metrics_table(metrics, model_name))
-    parts.append("<h2>Training</h2>")
-    ranked = [r for r in history if "val_ndcg_at_100" in r]
-    if ranked:
-        best = max(ranked, key=lambda r: r["val_ndcg_at_100"])  # the first maximum, as the training loop keeps it
-        parts.append(f"<p>{len(history)} epochs; the model kept is epoch {best['epoch']}, with validation NDCG@100 "
-                     f"{best['val_ndcg_at_100']:.4f}.</p>")
-    elif history:
-        parts.append(f"<p>{len(history)} epochs, no validation users: the last epoch is kept.</p>")
-    curves = run_dir / CURVES
-    if curves.is_file():
-        parts.append(pagestyle.figure(curves.read_bytes(), "training curves: loss, nll, kl, beta and validation ranking metrics per epoch"))
-    if history:
-        parts.append("<p class=note>Validation loss terms are computed from the validation users' fold-in items (80%), so "
-                     "they sit below the training ones; the epoch is chosen by the ranking metrics.</p>")
-        parts.append(_epoch_table(history))
-    parts.append("<h2>Configuration</h2>")
-    parts.append(pagestyle.config_table(config))
-    path = run_dir / "report.html"
-    atomic_write_text(path, pagestyle.page(f"{model_name} recommender: {name}", "\n".join(parts), kind="recommendation run"))
-    return path
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _number(value) -> str:
-    return "–" if value is None else f"{value:.4f}"
-
-
-def _metrics_table(metrics: dict, model_name: str) -> str:
-    fraction = metrics.get("fraction", 0.2)
-    rows = []
-    for key, label in METRIC_LABELS.items():
-        ours, base = metrics["model"].get(key), metrics["popularity"].get(key)
-        win = ours is not None and base is not None and ours > base
-        rows.append(f"<tr><td>{label}</td><td class='n{' better' if win else ''}'>{_number(ours)}</td>"
-                    f"<td class=n>{_number(base)}</td></tr>")
-    return (f"<div class=wide><table><thead><tr><th>metric</th><th class=n>{html.escape(model_name)}</th>"
-            f"<th class=n>popularity</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-            f"<p class=note>Higher is better. {metrics['n_test_users']} test users: each one's items are split at random "
-            f"(seed {metrics.get('seed', 0)}); the recommender is given {100 * (1 - fraction):g}% and ranks all the items it "
-            f"was not given to find the other {100 * fraction:g}%, as in Liang et al. (WWW 2018). Popularity recommends the "
-            "items most training users have, to everyone.</p>")
-
-
-def _epoch_table(history: list[dict]) -> str:
-    columns = [(k, label) for k, label in (("loss", "loss"), ("nll", "nll"), ("kl", "kl"), ("beta", "β"),
-                                            ("val_ndcg_at_100", "val NDCG@100"), ("val_recall_at_20", "val Recall@20"),
-                                            ("val_recall_at_50", "val Recall@50")) if k in history[0]]
-    head = "".join(f"<th class=n>{html.escape(label)}</th>" for _, label in columns)
-    body = "".join("<tr><td class=n>" + str(r.get("epoch", "")) + "</td>"
-                   + "".join(f"<td class=n>{r[k]:.4g}</td>" for k, _ in columns) + "</tr>" for r in history)
-    return (f"<details><summary>per epoch</summary><div class=wide><table><thead><tr><th class=n>epoch</th>{head}</tr>"
-            f"</thead><tbody>{body}</tbody></table></div></details>")
-

@@ -1,5 +1,6 @@
 """Recommenders (spec §6): ``MultVAE``, ``MultDAE`` and the ``Popularity`` baseline, on a users × items
-scipy.sparse matrix. Batches are densified one at a time (memory grows with batch × items).
+scipy.sparse matrix. Batches are densified one at a time (memory grows with batch × items). The ranking API
+they share (``RecommenderMixin``) and the validation-user helpers are also :class:`~genlab.EASE`'s (``ease.py``).
 
 >>> from genlab.datasets import make_interactions
 >>> X = make_interactions(2000, 500, random_state=0).matrix
@@ -73,6 +74,32 @@ class RecommenderMixin:
         if not hasattr(self, "n_features_in_"):
             raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
         return self.n_features_in_
+
+
+def default_validation_users(n_users: int) -> int:
+    """The recommenders' default number of validation users: 10% of the users, at most 10 000."""
+    return min(n_users // 10, 10_000)
+
+
+def validation_split(n_users: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows), both sorted: ``n_val`` rows drawn with ``seed``. Every recommender
+    that holds out validation users draws them here, so equal seeds hold out equal users."""
+    if not n_val:
+        return np.arange(n_users), np.arange(0)
+    if n_users - n_val < 1:
+        raise InvalidInputError(f"validation_users={n_val} leaves no user to train on ({n_users} users).")
+    perm = np.random.default_rng(seed).permutation(n_users)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def validation_fold_in(X_val: sparse.csr_matrix, seed: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """(fold-in, held-out) rows of the validation users that can be ranked: 80% of each one's items given, 20% to find."""
+    fold_in, heldout = fold_in_split(X_val, fraction=0.2, random_state=seed)
+    ranked = np.diff(heldout.indptr) > 0  # a user with nothing held out has no ranking metric: not a validation row
+    if not ranked.any():
+        raise InvalidInputError("no validation user has two or more interactions to split into fold-in and held-out "
+                                "items; pass validation_users=0 or more data.")
+    return fold_in[ranked], heldout[ranked]
 
 
 def ranking_metrics(item_scores, fold_in: sparse.csr_matrix, heldout: sparse.csr_matrix) -> dict[str, float]:
@@ -179,24 +206,15 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         self.n_features_in_ = X.shape[1]
         self.input_shape_, self.n_classes_ = (self.n_features_in_,), None
         self.scaling_ = Scaling.fit(np.zeros((1, self.n_features_in_), np.float32), mode="none")
-        n_val = params["validation_users"]
-        if n_val is None:
-            n_val = min(X.shape[0] // 10, 10_000)
-        if n_val and X.shape[0] - n_val < 1:
-            raise InvalidInputError(f"validation_users={n_val} leaves no user to train on ({X.shape[0]} users).")
-        train_rows, val_rows = self._split(X.shape[0], n_val)
+        n_val = default_validation_users(X.shape[0]) if params["validation_users"] is None else params["validation_users"]
+        train_rows, val_rows = validation_split(X.shape[0], n_val, self.seed_)
         self.validation_rows_ = val_rows
         n_train = len(train_rows)
         steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
         train_data = TensorData(SparseRows(X[train_rows]))
         val_data = None
         if n_val:
-            fold_in, heldout = fold_in_split(X[val_rows], fraction=0.2, random_state=self.seed_)
-            ranked = np.diff(heldout.indptr) > 0  # a user with nothing held out has no ranking metric: not a validation row
-            if not ranked.any():
-                raise InvalidInputError("no validation user has two or more interactions to split into fold-in and held-out "
-                                        "items; pass validation_users=0 or more data.")
-            val_data = TensorData(SparseRows(fold_in[ranked]), SparseRows(heldout[ranked]))
+            val_data = TensorData(*map(SparseRows, validation_fold_in(X[val_rows], self.seed_)))
         module = self._build_module(self.input_shape_, None)
         module.anneal_steps.fill_(self.anneal_steps or max(1, int(0.8 * self.epochs * steps_per_epoch)))
         # the epoch with the best validation NDCG@100 is kept; a checkpoint of a 20k-item model is large, so runs keep the last
@@ -205,13 +223,6 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.module_ = module.eval()
         return self
-
-    def _split(self, n_users: int, n_val: int) -> tuple[np.ndarray, np.ndarray]:
-        if not n_val:
-            return np.arange(n_users), np.arange(0)
-        rng = np.random.default_rng(self.seed_)
-        perm = rng.permutation(n_users)
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
     def item_scores(self, X) -> np.ndarray:
         """Unnormalised item scores (decoder logits) for each user row: rows × items, dense."""

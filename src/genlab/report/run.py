@@ -388,11 +388,13 @@ def write_report(run_dir: str | Path) -> Path:
     Path of the page. Every figure is inlined (base64 PNG); the page loads nothing from the network.
     """
     run_dir = Path(run_dir)
-    if (run_dir / "interactions.npz").is_file():  # a recommendation run: its page shows rankings, not images
-        from ..recommending import write_report as write_recommendation_report
-
-        return write_recommendation_report(run_dir)
-    path = run_dir / "report.html"
+    if not (run_dir / "config.toml").is_file():
+        raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml); train one with `genlab train`.")
     with run_lock(run_dir, "genlab report"):  # it writes into the run: not while the run trains or is evaluated
+        if (run_dir / "interactions.npz").is_file():  # a recommendation run: its page shows rankings, not images
+            from ..recommending import write_report as write_recommendation_report
+
+            return write_recommendation_report(run_dir)
+        path = run_dir / "report.html"
         atomic_write_text(path, render(read_run(run_dir)))
     return path
