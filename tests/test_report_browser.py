@@ -227,7 +227,7 @@ def test_run_report_in_chromium(browser, pages, tmp_path):
     assert headings[0].startswith("Health: ")
     assert headings[1:] == ["Samples", "Nearest training neighbours", "Reconstructions", "Latent space", "Metrics", "Training",
                             "Configuration"]
-    assert page.evaluate("document.querySelector('#metrics table').rows.length") == 1 + len(FULL_METRICS) - 1  # KID ± s.e.
+    assert page.evaluate("document.querySelector('#metrics table').rows.length") == 1 + len(FULL_METRICS) - 1  # KID ± its std. error
     assert_no_sideways_scrolling(page)
     assert (tmp_path / "report-laptop.png").stat().st_size > 10_000
     if os.environ.get("GENLAB_WRITE_SCREENSHOT") == "1":
@@ -242,7 +242,7 @@ def test_comparison_page_in_chromium(browser, pages, tmp_path):
     links = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href.split('#')[0])")
     assert pages[0].as_uri() in links and all(link.endswith("/report.html") for link in links)
     headers = page.evaluate("[...document.querySelectorAll('th')].map(t => t.textContent)")
-    assert {"health", "FID", "KID ± s.e.", "recall", "ELBO (nats)", "memorisation ratio"} <= set(headers)
+    assert {"health", "FID", "KID ± std. error", "recall", "ELBO (nats per sample)", "memorisation ratio"} <= set(headers)
     assert not [h for h in headers if "_" in h], "raw metric keys as column names"
     assert_no_sideways_scrolling(page)
     # samples of 8×8 digits are drawn with square pixels and at least 3 screen pixels per image pixel

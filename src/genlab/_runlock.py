@@ -5,7 +5,7 @@ an exclusive ``flock`` on it for as long as it runs. The kernel releases that lo
 dies, however it dies, so a lock left behind by a killed writer is *stale*: the next writer takes it
 over and warns, naming the process that left it. A second live writer gets one line naming the
 holder (an :class:`~genlab.errors.InvalidInputError`, exit 2 from the CLI) and changes nothing.
-Readers (sample, encode, report) take no lock.
+Readers (sample, encode) take no lock; report and compare write report.html, so they take it.
 
 ``flock`` is local to one machine: two hosts sharing a run directory over NFS are not kept apart.
 """

@@ -66,18 +66,18 @@ DESCRIPTIONS = {
 }
 
 # How the pages name each metric (with its unit), grouped as the comparison page shows them. kid_std is shown
-# with kid, as "KID ± s.e.".
+# with kid, as "KID ± std. error".
 METRIC_GROUPS = {
     "Fit to held-out data": {"reconstruction_mse": "reconstruction MSE", "reconstruction_bce": "reconstruction BCE (nats)",
-                             "elbo": "ELBO (nats)", "nll": "NLL (nats)", "bits_per_dim": "bits per dimension"},
-    "Samples against held-out data": {"frechet_distance": "FID", "kid": "KID ± s.e.", "precision": "precision",
+                             "elbo": "ELBO (nats per sample)", "nll": "NLL (nats per sample)", "bits_per_dim": "bits per dimension"},
+    "Samples against held-out data": {"frechet_distance": "FID", "kid": "KID ± std. error", "precision": "precision",
                                       "recall": "recall", "density": "density", "coverage": "coverage"},
     "Classes and copies": {"classes_covered": "classes covered", "class_entropy": "class entropy (nats)",
                            "inception_score": "Inception score", "conditional_accuracy": "conditional accuracy",
                            "memorisation_ratio": "memorisation ratio"},
     "Toy modes": {"mode_coverage": "mode coverage", "modes_captured": "modes captured", "high_quality": "high-quality share"},
 }
-METRIC_LABELS = {key: label for group in METRIC_GROUPS.values() for key, label in group.items()} | {"kid_std": "KID s.e."}
+METRIC_LABELS = {key: label for group in METRIC_GROUPS.values() for key, label in group.items()} | {"kid_std": "KID std. error"}
 
 
 def _check_model(model) -> None:

@@ -17,7 +17,7 @@ from ..errors import InvalidInputError
 from ..evaluate.evaluate import METRIC_GROUPS, METRIC_LABELS
 from ..runs import FAMILIES
 from . import html as h
-from .run import RunView, final_numbers, metric_cell, model_label, read_run, render
+from .run import RunView, checks, final_numbers, metric_cell, model_label, read_run, render
 
 NOT_SETTINGS = {"latent_dim", "epochs", "arch", "conditional", "random_state", "verbose", "device"}  # shown elsewhere, or not settings
 
@@ -84,8 +84,10 @@ def _health_cell(view: RunView, link: str) -> str:
     if problems:
         text = "<br>".join(f"<span class=is-{f.level}>{h.e(f.topic)}{' (expected)' if f.expected else ''}</span>"
                            for f in problems)
+    elif findings:
+        text = f"<span class=is-ok>nothing wrong</span> ({checks(len(findings))})"
     else:
-        text = f"<span class=is-ok>nothing wrong</span> ({len(findings)} check{'s' if len(findings) != 1 else ''})"
+        text = "not checked yet"
     if view.metrics is None:
         text += "<div class=sub>sample checks after <code>genlab evaluate</code></div>"
     return f'{text}<div class=sub><a href="{h.e(link)}#health">why</a></div>' if findings else text
@@ -119,7 +121,8 @@ def render_comparison(views: list[RunView], folder: Path) -> str:
     for m in evaluated:
         if m.get("reference"):
             references.setdefault(str(m.get("data", "")), m["reference"])
-    for group, labels in METRIC_GROUPS.items():
+    others = {k: METRIC_LABELS.get(k, k) for k in sorted(present) if k != "kid_std" and not any(k in g for g in METRIC_GROUPS.values())}
+    for group, labels in {**METRIC_GROUPS, "Other metrics": others}.items():  # others: from a newer genlab, say
         keys = [k for k in labels if k in present]
         if not keys:
             continue

@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-ACTIVE_SHARE = 0.5       # posterior collapse: fewer than half of the latent dimensions in use
+import numpy as np
+
+ACTIVE_SHARE = 0.5       # posterior collapse: fewer than half of the latent dimensions in use ...
+ACTIVE_COUNTED = 8       # ... counting at most this many (a large code need not use all of its dimensions)
 DIVERSITY_SHARE = 0.5    # recall or coverage below half of real data's
 CONDITIONAL_SHARE = 0.8  # conditional accuracy below 80% of real data's
 MEMORISATION_RATIO = 0.8  # samples nearer to training images than held-out images are, by this factor
@@ -24,14 +27,17 @@ D_SEPARATION = 0.9       # D(x) − D(G(z)) above this (probability outputs): th
 CRITIC_GROWTH = 1.5      # Wasserstein / hinge: the critic's gap grew by this factor over the second half
 
 THRESHOLDS = (
-    f"posterior collapse: fewer than {ACTIVE_SHARE:.0%} of the latent dimensions active (the variance over the data of "
-    "a dimension's posterior mean above 0.01);",
-    f"sample diversity: recall or coverage below {DIVERSITY_SHARE:.0%} of the real-data reference;",
+    f"posterior collapse: fewer than {ACTIVE_SHARE:.0%} of the latent dimensions active, counting at most "
+    f"{ACTIVE_COUNTED} (active: the variance over the data of a dimension's posterior mean above 0.01);",
+    f"sample diversity: recall or coverage below {DIVERSITY_SHARE:.0%} of the real-data reference (a note, not a problem, "
+    "for a code of 1 or 2 dimensions on higher-dimensional data);",
     "mode collapse: fewer classes (or toy modes) among the samples than the real-data reference shows;",
     f"memorisation: nearest-neighbour ratio below {MEMORISATION_RATIO:g};",
     f"labels followed: conditional accuracy below {CONDITIONAL_SHARE:.0%} of the real-data reference;",
-    f"GAN balance: D(x) − D(G(z)) above {D_SEPARATION:g} in the last epoch (minimax, non-saturating), the critic's "
-    f"gap grown over {CRITIC_GROWTH:g}× in the second half of training (Wasserstein, hinge), or a non-finite loss;",
+    f"GAN balance: D(x) − D(G(z)) above {D_SEPARATION:g} × the real label (1, or label_smoothing) in the last epoch "
+    f"(minimax, non-saturating; a note for the semi-supervised GAN, whose discriminator is meant to be strong); the "
+    f"critic's mean gap over the last quarter of training above {CRITIC_GROWTH:g}× that over the second quarter "
+    "(Wasserstein); both hinge margins met, d_loss below 0.1 (hinge); or a non-finite loss;",
     "non-finite skips: any batch skipped.",
 )
 
@@ -53,22 +59,22 @@ class Finding:
 
 
 def health_checks(family: str, params: dict, history: list[dict], metrics: dict | None,
-                  latent_dim: int | None = None) -> list[Finding]:
+                  latent_dim: int | None = None, n_features: int | None = None) -> list[Finding]:
     """The checks that apply to a run of ``family`` ("ae", "vae", "gan") trained with ``params``.
 
     ``history``: the per-epoch records (metrics.jsonl); ``metrics``: the parsed metrics.json or None
-    (then only the checks on the records are made).
+    (then only the checks on the records are made); ``n_features``: values per sample of the data.
     """
     last = history[-1] if history else {}
     values = (metrics or {}).get("metrics") or {}
     reference = (metrics or {}).get("reference") or {}
     findings = [
         _posterior(last, latent_dim) if family == "vae" else None,
-        _diversity(values, reference, latent_dim),
+        _diversity(values, reference, family != "gan" and latent_dim is not None and latent_dim <= 2 < (n_features or 0)),
         _modes(values, reference),
-        _memorisation(values),
+        _memorisation(values, images=(n_features or 0) > 2),
         _labels(values, reference),
-        _balance(history, params.get("loss", "nonsaturating")) if family == "gan" else None,
+        _balance(history, params) if family == "gan" else None,
         _skips(history),
     ]
     return [f for f in findings if f is not None]
@@ -84,15 +90,15 @@ def _posterior(last: dict, latent_dim: int | None) -> Finding | None:
     if active is None or not latent_dim:
         return None
     spread = f" (KL per dimension {min(kl):.2f} to {max(kl):.2f} nats)" if kl else ""
-    if active >= ACTIVE_SHARE * latent_dim:
+    if active >= ACTIVE_SHARE * min(latent_dim, ACTIVE_COUNTED):
         return Finding("posterior collapse", True, f"{active:.0f} of {latent_dim} latent dimensions carry information{spread}.")
     return Finding("posterior collapse", False,
-                   f"Only {active:.0f} of {latent_dim} latent dimensions are used{spread}: the decoder ignores the code, so "
-                   "samples of a class will look alike. Try free_bits=0.5, a smaller beta (0.25), or for grey-level data "
+                   f"Only {active:.0f} of {latent_dim} latent dimensions are used{spread}: the decoder largely ignores the "
+                   "code, so samples will vary little. Try free_bits=0.5, a smaller beta (0.25), or for grey-level data "
                    "likelihood='gaussian' with a small sigma2 (0.02).")
 
 
-def _diversity(values: dict, reference: dict, latent_dim: int | None) -> Finding | None:
+def _diversity(values: dict, reference: dict, small_code: bool) -> Finding | None:
     pairs = {k: (_number(values.get(k)), _number(reference.get(k))) for k in ("recall", "coverage")}
     pairs = {k: v for k, v in pairs.items() if v[0] is not None and v[1]}
     if not pairs:
@@ -100,7 +106,6 @@ def _diversity(values: dict, reference: dict, latent_dim: int | None) -> Finding
     said = ", ".join(f"{k} {ours:.2f} (real data {ref:.2f})" for k, (ours, ref) in pairs.items())
     if all(ours >= DIVERSITY_SHARE * ref for ours, ref in pairs.values()):
         return Finding("sample diversity", True, f"Samples spread over the data: {said}.")
-    small_code = latent_dim is not None and latent_dim <= 2
     hint = ("A 2-D code is meant for drawing the codes in the plane; it cannot hold the data's variety, so this is "
             "expected — for varied samples use latent_dim 8 or more." if small_code
             else "Samples cover little of the data's variety (blurred or alike); see posterior collapse above for a VAE, "
@@ -122,18 +127,18 @@ def _modes(values: dict, reference: dict) -> Finding | None:
     return None
 
 
-def _memorisation(values: dict) -> Finding | None:
+def _memorisation(values: dict, *, images: bool) -> Finding | None:
     ratio = _number(values.get("memorisation_ratio"))
     if ratio is None:
         return None
+    what = "ratio of the samples' median distance to their nearest training example to the same for held-out data"
     if ratio >= MEMORISATION_RATIO:
-        return Finding("memorisation", True, f"Samples are not copies of training images: nearest-neighbour ratio "
-                                             f"{ratio:.2f} (about 1 for new images; copies score well below "
-                                             f"{MEMORISATION_RATIO:g}).")
+        return Finding("memorisation", True, f"Samples are not copies of training examples: {ratio:.2f} ({what}; about 1 "
+                                             f"for new examples, copies score well below {MEMORISATION_RATIO:g}).")
+    look = "Look at the nearest-neighbour panel; try" if images else "Try"
     return Finding("memorisation", False,
-                   f"Samples lie much closer to training images than held-out images do (nearest-neighbour ratio "
-                   f"{ratio:.2f}): the model may be copying its training data. Look at the nearest-neighbour panel; try "
-                   "fewer epochs, early_stopping=True or more data.")
+                   f"Samples lie much closer to training examples than held-out data does: {ratio:.2f} ({what}). The model "
+                   f"may be copying its training data. {look} fewer epochs, early_stopping=True or more data.")
 
 
 def _labels(values: dict, reference: dict) -> Finding | None:
@@ -148,7 +153,7 @@ def _labels(values: dict, reference: dict) -> Finding | None:
                    "Train longer, or check that the labels match the data.")
 
 
-def _balance(history: list[dict], loss: str) -> Finding | None:
+def _balance(history: list[dict], params: dict) -> Finding | None:
     records = [r for r in history if "d_real" in r and "d_fake" in r]
     if not records:
         return None
@@ -157,22 +162,42 @@ def _balance(history: list[dict], loss: str) -> Finding | None:
         return Finding("GAN balance", False, "The last epoch's losses are not finite: training diverged. Try a smaller "
                                              "lr_d and lr_g, grad_clip=1.0, or spectral_norm=True.")
     real, fake = float(last["d_real"]), float(last["d_fake"])
-    if loss in ("minimax", "nonsaturating"):
-        if real - fake > D_SEPARATION:
+    loss = params.get("loss") or "nonsaturating"
+    if loss == "wasserstein":
+        return _critic_gap([float(r["d_real"]) - float(r["d_fake"]) for r in records])
+    if loss == "hinge":
+        if float(last["d_loss"]) < 0.1:
             return Finding("GAN balance", False,
-                           f"The discriminator tells real from generated almost perfectly (D(x) {real:.2f}, D(G(z)) "
-                           f"{fake:.2f}): the generator gets little signal. Try a smaller lr_d, label_smoothing=0.9 or "
-                           "instance_noise=0.1.")
-        return Finding("GAN balance", True, f"Neither player wins outright: D(x) {real:.2f}, D(G(z)) {fake:.2f}.")
-    gaps = [float(r["d_real"]) - float(r["d_fake"]) for r in records]
-    middle, end = gaps[len(gaps) // 2], gaps[-1]
-    if len(gaps) >= 4 and end > CRITIC_GROWTH * max(middle, 1e-12) and end > 0:
+                           f"The discriminator meets both hinge margins (D(x) {real:.2f} ≥ 1, D(G(z)) {fake:.2f} ≤ −1; d_loss "
+                           f"{float(last['d_loss']):.3f}): the generator gets little signal. Try a smaller lr_d, more "
+                           "generator steps (g_steps=2) or spectral_norm=True.")
+        return Finding("GAN balance", True, f"The discriminator does not meet both hinge margins: d_loss "
+                                            f"{float(last['d_loss']):.3f}, D(x) {real:.2f}, D(G(z)) {fake:.2f}.")
+    target = float(params.get("label_smoothing") or 1.0)  # D(x) aims at the real label, 1 or the smoothed one
+    if real - fake > D_SEPARATION * target:
+        strong = bool(params.get("semi_supervised"))
         return Finding("GAN balance", False,
-                       f"The critic's gap E D(x) − E D(G(z)) grew from {middle:.3g} to {end:.3g} over the second half of "
-                       "training: the generator is falling behind. Try more generator steps (g_steps), a smaller lr_d, or "
-                       "penalty='gp'.")
-    return Finding("GAN balance", True, f"The critic's gap E D(x) − E D(G(z)) is {end:.3g} at the end (it was {middle:.3g} "
-                                        "half-way through).")
+                       f"The discriminator tells real from generated almost perfectly (D(x) {real:.2f}, D(G(z)) {fake:.2f})"
+                       + (": in the semi-supervised GAN it is meant to be a strong classifier, so this is expected."
+                          if strong else ": the generator gets little signal. Try a smaller lr_d, label_smoothing=0.9 or "
+                                         "instance_noise=0.1."), expected=strong)
+    return Finding("GAN balance", True, f"Neither player wins outright: D(x) {real:.2f}, D(G(z)) {fake:.2f}.")
+
+
+def _critic_gap(gaps: list[float]) -> Finding | None:
+    """Wasserstein: the critic's gap E D(x) − E D(G(z)) estimates W1 up to the critic's Lipschitz constant; it should
+    not grow late in training. Mean of the second quarter of the epochs against the mean of the last quarter."""
+    if len(gaps) < 8:
+        return None  # too few epochs to tell a trend from the epoch-to-epoch noise
+    quarter = len(gaps) // 4
+    early, late = float(np.mean(gaps[quarter:2 * quarter])), float(np.mean(gaps[-quarter:]))
+    if early > 0 and late > CRITIC_GROWTH * early:
+        return Finding("GAN balance", False,
+                       f"The critic's gap E D(x) − E D(G(z)) grew from {early:.3g} (second quarter of training, mean) to "
+                       f"{late:.3g} (last quarter): the generator is falling behind. Try more generator steps (g_steps=2) "
+                       "or a smaller lr_d.")
+    return Finding("GAN balance", True, f"The critic's gap E D(x) − E D(G(z)) is {late:.3g} over the last quarter of "
+                                        f"training ({early:.3g} over the second).")
 
 
 def _skips(history: list[dict]) -> Finding | None:

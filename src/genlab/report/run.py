@@ -66,7 +66,9 @@ class RunView:
 
     @property
     def health(self) -> list[Finding]:
-        return health_checks(self.settings.model, self.settings.params, self.history, self.metrics, self.latent_dim)
+        shape = self.config.get("data_info", {}).get("sample_shape") or []
+        return health_checks(self.settings.model, self.settings.params, self.history, self.metrics, self.latent_dim,
+                             n_features=math.prod(shape) if shape else None)
 
 
 def model_label(settings: runs.RunSettings, *, long: bool = False) -> str:
@@ -290,7 +292,8 @@ def _metrics_section(view: RunView) -> str:
                 "(reconstruction error, likelihood, sample quality and diversity, memorisation) against held-out data.</p>")
     values, reference, descriptions = doc["metrics"], doc.get("reference") or {}, doc.get("descriptions") or {}
     shown = [k for k in values if not (k == "kid_std" and "kid" in values)]  # the standard error is shown with KID
-    rows = [[f"{h.e(METRIC_LABELS.get(k, k))}<div class=sub><code>{h.e(k)}</code></div>", metric_cell(values, k),
+    label = lambda k: "KID" if k == "kid" and values.get("kid_std") is None else METRIC_LABELS.get(k, k)  # noqa: E731
+    rows = [[f"{h.e(label(k))}<div class=sub><code>{h.e(k)}</code></div>", metric_cell(values, k),
              metric_cell(reference, k), h.e(descriptions.get(k, ""))] for k in shown]
     parts = [h.table(["metric", "this model", "reference", "what it measures"], rows, numeric=(1, 2), stack=True)]
     about = []
@@ -326,11 +329,15 @@ def _training_section(view: RunView) -> str:
             + (f"<p>After epoch {view.epochs}: {last}.</p>" if last else ""))
 
 
+def checks(n: int) -> str:
+    return f"{n} check{'s' if n != 1 else ''}"
+
+
 def _health_panel(view: RunView) -> str:
     findings = view.health
     problems, notes = (sum(f.level == level for f in findings) for level in ("problem", "note"))
     verdict = (f"{problems} problem{'s' if problems != 1 else ''} found" if problems
-               else f"nothing looks wrong ({len(findings)} check{'s' if len(findings) != 1 else ''})")
+               else f"nothing looks wrong ({checks(len(findings))})" if findings else "not checked yet")
     if notes:
         verdict += f", {notes} expected limit{'s' if notes != 1 else ''}"
     items = "".join(f"<li class=is-{f.level}><b>{h.e(f.topic)}</b>: {h.e(f.text)}</li>" for f in findings)
