@@ -345,3 +345,25 @@ def test_dcgan_rejects_labels_it_was_not_built_for():
         DCGANGenerator(4, (1, 8, 8))(torch.randn(2, 4), torch.eye(2))
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         DCGANDiscriminator((1, 8, 8), in_channels_extra=3)(torch.randn(2, 1, 8, 8), torch.eye(2))
+
+
+def test_sparse_input_linear_reads_only_the_stored_entries():
+    """SparseInputLinear (Mult-VAE's first layer): the same map for a dense row and for its stored entries, an empty
+    row gives the bias, and the gradient reaches only the weight rows of the stored items."""
+    from genlab.nets import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(50, (8,), 3, activation="tanh", sparse_input=True)
+    first = mlp.layers[0]
+    assert first.weight.shape == (50, 8) and float(first.weight.detach().abs().max()) <= 50 ** -0.5
+    cols, values = torch.tensor([3, 7, 7, 40]), torch.tensor([1.0, 2.0, 0.5, 1.0])  # row 0: 3, 7; row 1: 7, 40; row 2: —
+    offsets = torch.tensor([0, 2, 4])
+    dense = torch.zeros(3, 50)
+    dense[0, 3], dense[0, 7], dense[1, 7], dense[1, 40] = 1.0, 2.0, 0.5, 1.0
+    torch.testing.assert_close(mlp.forward_sparse(cols, offsets, values), mlp(dense))
+    torch.testing.assert_close(first.forward_sparse(cols, offsets, values)[2], first.bias)
+    first.forward_sparse(cols, offsets, values).sum().backward()
+    touched = first.weight.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+    assert touched == [3, 7, 40]
+    with pytest.raises(TypeError, match="sparse_input=True"):
+        MLP(50, (8,), 3).forward_sparse(cols, offsets, values)

@@ -1,15 +1,20 @@
 """Mult-VAE / Mult-DAE / popularity (spec §6): they learn planted structure, rank only unseen items,
 anneal β, keep the epoch with the best validation NDCG@100, and round-trip through save/load."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from scipy import sparse
 
 import genlab
 from genlab import InvalidInputError, MultDAE, MultVAE, Popularity
 from genlab.data.protocol import fold_in_split, make_interactions, split_users
 from genlab.evaluate import ndcg_at_k
+from genlab.models.base import Batch, SparseBatch
+from genlab.models.multvae import MultVAEConfig, MultVAEModule
 from genlab.training import SparseRows
 
 FAST = dict(hidden=(64,), latent_dim=16, epochs=20, batch_size=100, random_state=0)
@@ -27,12 +32,49 @@ def fitted(planted):
     return MultVAE(**FAST).fit(planted[0])
 
 
-def test_sparse_rows_densify_one_batch_at_a_time():
+def test_sparse_rows_serve_batches_without_densifying():
     m = sparse.random(50, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
     rows = SparseRows(m)
-    np.testing.assert_array_equal(rows[torch.tensor([3, 1, 3])].numpy(), m.toarray()[[3, 1, 3]])
-    np.testing.assert_array_equal(rows[5:9].numpy(), m.toarray()[5:9])
+    batch = rows[torch.tensor([3, 1, 3])]
+    assert isinstance(batch, SparseBatch) and len(batch) == 3 and batch.values.numel() == m[[3, 1, 3]].nnz
+    np.testing.assert_array_equal(batch.to_dense().numpy(), m.toarray()[[3, 1, 3]])
+    np.testing.assert_array_equal(rows[5:9].to_dense().numpy(), m.toarray()[5:9])
     assert len(rows) == 50 and rows.to("cpu")[0:1].shape == (1, 30)
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_the_sparse_first_layer_computes_what_the_dense_one_does(variational):
+    """Issue 13 item 3: normalisation, dropout and the first layer on the stored values only — same loss, same
+    gradients and same scores as the dense row (no dropout, so that both draw the same noise)."""
+    m = sparse.random(40, 300, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    m.data[:] = np.random.default_rng(0).integers(1, 4, m.nnz)  # counts, not only ones
+    module = MultVAEModule(MultVAEConfig(n_items=300, hidden=(32,), latent_dim=8, dropout=0.0, variational=variational))
+    sparse_batch, dense = SparseRows(m)[torch.arange(40)], torch.from_numpy(m.toarray())
+    losses, grads = [], []
+    for x in (sparse_batch, dense):
+        module.zero_grad()
+        loss = module.objective(Batch(x), torch.Generator().manual_seed(0))["loss"]
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in module.parameters()])
+    torch.testing.assert_close(losses[0], losses[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    module.eval()
+    torch.testing.assert_close(module.scores(sparse_batch), module.scores(dense))
+    assert module.encoder.layers[0].weight.shape == (300, 32)  # items × hidden: a sparse row picks whole rows of it
+
+
+def test_a_model_saved_before_the_sparse_layer_still_loads(fitted, planted, tmp_path):
+    """Format 1 stored the first layer hidden × items (nn.Linear's layout); loading transposes it."""
+    fitted.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    (tmp_path / "m" / "model.json").write_text(json.dumps({**meta, "format_version": 1}))
+    tensors = load_file(tmp_path / "m" / "model.safetensors")
+    key = "module/encoder.layers.0.weight"
+    save_file({**tensors, key: tensors[key].t().contiguous()}, tmp_path / "m" / "model.safetensors")
+    old = genlab.load(tmp_path / "m")
+    np.testing.assert_allclose(old.item_scores(planted[1]), fitted.item_scores(planted[1]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cls", [MultVAE, MultDAE])

@@ -27,7 +27,7 @@ from .errors import InvalidInputError, ModelFileError
 from .estimators.base import GenerativeEstimator
 
 FORMAT = "genlab-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Mult-VAE's first layer stored items × hidden (read from 1 by its module's upgrade_state)
 MODEL_JSON, MODEL_WEIGHTS = "model.json", "model.safetensors"
 MAX_JSON_BYTES = 64 * 2**20
 
@@ -160,6 +160,9 @@ def load(path: str | Path):
         raise ModelFileError(f"{path / MODEL_JSON}: the stored architecture does not match what its parameters build "
                              "(file edited, or written by an incompatible genlab).")
     tensors = _read_tensors(path / MODEL_WEIGHTS)
+    module_state = skeleton.upgrade_state({k[len("module/"):]: v for k, v in tensors.items() if k.startswith("module/")},
+                                          meta["format_version"])
+    tensors = {**{k: v for k, v in tensors.items() if not k.startswith("module/")}, **{f"module/{k}": v for k, v in module_state.items()}}
     expected = {f"module/{k}": v for k, v in skeleton.state_dict().items()}
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(k for k in set(tensors) - set(expected) if not k.startswith("fitted/"))

@@ -1,6 +1,7 @@
 """Recommenders (spec §6): ``MultVAE``, ``MultDAE`` and the ``Popularity`` baseline, on a users × items
-scipy.sparse matrix. Batches are densified one at a time (memory grows with batch × items). The ranking API
-they share (``RecommenderMixin``) and the validation-user helpers are also :class:`~genlab.EASE`'s (``ease.py``).
+scipy.sparse matrix. Batches reach the model sparse (its first layer reads only the stored entries; the
+decoder's scores are batch × items). The ranking API they share (``RecommenderMixin``) and the
+validation-user helpers are also :class:`~genlab.EASE`'s (``ease.py``).
 
 >>> from genlab.datasets import make_interactions
 >>> X = make_interactions(2000, 500, random_state=0).matrix
@@ -234,7 +235,7 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
 
     @torch.no_grad()
     def _apply_rows(self, fn, X) -> np.ndarray:
-        """``fn(module, rows)`` on the rows of sparse ``X``, densified one batch at a time on the model's device."""
+        """``fn(module, rows)`` on the rows of sparse ``X``, a sparse batch at a time on the model's device."""
         self._check_fitted()
         X = check_interactions(X, self.n_features_in_)
         self.module_.eval()

@@ -13,17 +13,50 @@ in :mod:`genlab.training` only ever calls these methods.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
 
-class Batch(NamedTuple):
-    """A mini-batch: inputs ``x`` (n, ...) in model units and optional labels ``y`` (n,)."""
+@dataclass(frozen=True)
+class SparseBatch:
+    """Rows of a sparse matrix: the stored value ``values[k]`` sits at (``rows[k]``, ``cols[k]``), rows in order;
+    ``shape`` (n, columns). Mult-VAE's batches: a user's few interactions among many items, never densified."""
 
-    x: torch.Tensor
-    y: torch.Tensor | None = None
+    rows: torch.Tensor  # (nnz,) int64
+    cols: torch.Tensor  # (nnz,) int64
+    values: torch.Tensor  # (nnz,) float32
+    offsets: torch.Tensor  # (n,) int64: where each row's entries start (CSR's indptr without its last entry)
+    shape: tuple[int, int]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def to(self, device) -> SparseBatch:
+        return SparseBatch(self.rows.to(device), self.cols.to(device), self.values.to(device), self.offsets.to(device), self.shape)
+
+    def with_values(self, values: torch.Tensor) -> SparseBatch:
+        return SparseBatch(self.rows, self.cols, values, self.offsets, self.shape)
+
+    def row_sums(self, values: torch.Tensor) -> torch.Tensor:
+        """Σ of ``values`` (one per stored entry) over each row: (n,)."""
+        return values.new_zeros(self.shape[0]).index_add_(0, self.rows, values)
+
+    def to_dense(self) -> torch.Tensor:
+        return self.values.new_zeros(self.shape).index_put_((self.rows, self.cols), self.values, accumulate=True)
+
+
+class Batch(NamedTuple):
+    """A mini-batch: inputs ``x`` (n, ...) in model units — or a :class:`SparseBatch` — and optional labels ``y``."""
+
+    x: torch.Tensor | SparseBatch
+    y: torch.Tensor | SparseBatch | None = None
 
 
 class OptimizerSpec(NamedTuple):
@@ -63,6 +96,11 @@ class GenerativeModule(nn.Module):
     monitor: ClassVar[tuple[str, bool] | None] = ("loss", False)
     monitor_needs_validation: ClassVar[bool] = False  # the record exists only for a validation split
     no_monitor_reason: ClassVar[str] = ""
+
+    def upgrade_state(self, state: dict[str, torch.Tensor], format_version: int) -> dict[str, torch.Tensor]:
+        """Weights saved under an older model-file format version, as this version stores them (default: as
+        they are). Pure tensor reshaping: nothing from the file is executed."""
+        return state
 
     def objective(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Named scalar terms for ``batch``; ``"loss"`` is minimised. ``generator`` drives any noise."""

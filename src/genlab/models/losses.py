@@ -8,6 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .base import SparseBatch
+
 
 def squared_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sum of squared errors per sample."""
@@ -33,9 +35,13 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> t
     return 0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).flatten(1).sum(dim=1)
 
 
-def multinomial_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-Σᵢ xᵢ log softmax(logits)ᵢ per sample (counts x; Liang et al. 2018 drop the multinomial coefficient)."""
-    return -(torch.log_softmax(logits.flatten(1), dim=1) * x.flatten(1)).sum(dim=1)
+def multinomial_nll(logits: torch.Tensor, x: torch.Tensor | SparseBatch) -> torch.Tensor:
+    """-Σᵢ xᵢ log softmax(logits)ᵢ per sample (counts x; Liang et al. 2018 drop the multinomial coefficient).
+    The softmax is over every item; for a sparse x the sum runs over its stored entries only."""
+    log_p = torch.log_softmax(logits.flatten(1), dim=1)
+    if isinstance(x, SparseBatch):
+        return -x.row_sums(log_p[x.rows, x.cols] * x.values)
+    return -(log_p * x.flatten(1)).sum(dim=1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

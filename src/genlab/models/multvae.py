@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy import sparse
 
 from ..nets import MLP
-from .base import Batch, GenerativeModule, full_precision
+from .base import Batch, GenerativeModule, SparseBatch, full_precision
 from .losses import LOGVAR_RANGE, gaussian_kl, multinomial_nll
 from .ranking import RANKING_METRICS
 
@@ -41,12 +41,19 @@ class MultVAEModule(GenerativeModule):
         super().__init__()
         self.config = config
         code = 2 * config.latent_dim if config.variational else config.latent_dim
-        self.encoder = MLP(config.n_items, config.hidden, code, activation="tanh")
+        self.encoder = MLP(config.n_items, config.hidden, code, activation="tanh", sparse_input=True)  # reads sparse rows
         self.decoder = MLP(config.latent_dim, tuple(reversed(config.hidden)), config.n_items, activation="tanh")
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         # updates over which β rises linearly from 0 to beta_cap (estimators set it from the run's length: the
         # cap is reached after 80% of the updates); a buffer, so checkpoints and saved models carry it
         self.register_buffer("anneal_steps", torch.tensor(200_000, dtype=torch.long))
+
+    def upgrade_state(self, state: dict[str, torch.Tensor], format_version: int) -> dict[str, torch.Tensor]:
+        """Files of format 1 hold the first layer as ``nn.Linear`` does, hidden × items: transpose it."""
+        key = "encoder.layers.0.weight"
+        if format_version < 2 and key in state and state[key].ndim == 2:
+            state = {**state, key: state[key].t().contiguous()}
+        return state
 
     def beta(self) -> torch.Tensor:
         """The KL weight now, a 0-d tensor on the module's device (no host sync per step)."""
@@ -55,19 +62,29 @@ class MultVAEModule(GenerativeModule):
         progress = self.steps.float() / self.anneal_steps.clamp(min=1).float()
         return self.config.beta_cap * progress.clamp(max=1.0)
 
-    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(μ, log σ²) of q(z|x) — (z, None) for the DAE — with input dropout in train mode."""
-        h = F.normalize(x, dim=1)
-        if self.training and self.config.dropout > 0:  # a seeded mask, so training is reproducible
-            keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.config.dropout
-            h = h * keep / (1.0 - self.config.dropout)
-        out = full_precision(self.encoder(h))  # float32 codes under autocast (the KL is summed from them)
+    def encode(self, x: torch.Tensor | SparseBatch,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(μ, log σ²) of q(z|x) — (z, None) for the DAE — with input dropout in train mode. A sparse x is
+        normalised and dropped out on its stored values, and the first layer multiplies those alone."""
+        if isinstance(x, SparseBatch):
+            norms = x.row_sums(x.values.square()).sqrt().clamp(min=1e-12)  # as F.normalize: x / max(‖x‖, ε)
+            values = self._dropout(x.values / norms[x.rows], generator)
+            out = self.encoder.forward_sparse(x.cols, x.offsets, values)
+        else:
+            out = self.encoder(self._dropout(F.normalize(x, dim=1), generator))
+        out = full_precision(out)  # float32 codes under autocast (the KL is summed from them)
         if not self.config.variational:
             return out, None
         mu, logvar = out.chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)  # as in the VAE: exp(logvar) would overflow past 88
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
+    def _dropout(self, h: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if not (self.training and self.config.dropout > 0):
+            return h
+        keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.config.dropout  # seeded: reproducible
+        return h * keep / (1.0 - self.config.dropout)
+
+    def scores(self, x: torch.Tensor | SparseBatch) -> torch.Tensor:
         """Item logits for each user row (posterior mean code, no dropout): higher ranks first."""
         mu, _ = self.encode(x)
         return self.decoder(mu)
@@ -94,8 +111,18 @@ class MultVAEModule(GenerativeModule):
         (fold-in items in ``batch.x`` are never recommended)."""
         terms = {k: v.detach() for k, v in self.objective(batch, generator).items()}
         if batch.y is not None:
-            scores = self.scores(batch.x).masked_fill(batch.x > 0, -torch.inf).cpu().numpy()
-            heldout = sparse.csr_matrix(batch.y.cpu().numpy())
+            scores = self.scores(batch.x)
+            if isinstance(batch.x, SparseBatch):
+                scores[batch.x.rows, batch.x.cols] = -torch.inf
+            else:
+                scores = scores.masked_fill(batch.x > 0, -torch.inf)
+            scores, heldout = scores.cpu().numpy(), _csr(batch.y)
             for name, (metric, k) in RANKING_METRICS.items():
                 terms[name] = torch.tensor(float(np.nanmean(metric(scores, heldout, k))))
         return terms
+
+
+def _csr(y: torch.Tensor | SparseBatch) -> sparse.csr_matrix:
+    if isinstance(y, SparseBatch):
+        return sparse.csr_matrix((y.values.cpu().numpy(), (y.rows.cpu().numpy(), y.cols.cpu().numpy())), shape=y.shape)
+    return sparse.csr_matrix(y.cpu().numpy())

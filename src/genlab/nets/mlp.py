@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import InvalidInputError
 
-__all__ = ["ACTIVATIONS", "MLP", "make_activation"]
+__all__ = ["ACTIVATIONS", "MLP", "SparseInputLinear", "make_activation"]
 
 #: Activation factories by name; each call returns a fresh module.
 #: ``"leaky_relu"`` uses negative slope 0.2 (Radford et al. 2016).
@@ -40,6 +42,36 @@ def make_activation(name: str) -> nn.Module:
             f"Unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}."
         )
     return ACTIVATIONS[name]()
+
+
+class SparseInputLinear(nn.Module):
+    """A linear layer for inputs with few non-zeros among many features (Mult-VAE's item rows).
+
+    The weight is stored features × outputs — the transpose of ``nn.Linear``'s — so that a sparse row picks
+    whole rows of it: :meth:`forward_sparse` sums the rows of its stored entries, scaled by their values
+    (``embedding_bag``), and its backward touches only those rows. Fed a dense batch it computes the same
+    ``x @ weight + bias``. Initialised as ``nn.Linear`` (uniform in ±1/√in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x @ self.weight
+        return out if self.bias is None else out + self.bias
+
+    def forward_sparse(self, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Rows given as CSR parts: row r's entries are ``cols[offsets[r]:offsets[r+1]]`` with ``values`` likewise
+        (``offsets`` holds each row's start; an empty row gives the bias)."""
+        out = F.embedding_bag(cols, self.weight, offsets, mode="sum", per_sample_weights=values.to(self.weight.dtype))
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 def _positive_int(value: object) -> int | None:
@@ -86,6 +118,9 @@ class MLP(nn.Module):
     output_activation : str or None, default=None
         Name in :data:`ACTIVATIONS` applied to the output; ``None`` returns the raw ``Linear``
         output (logits).
+    sparse_input : bool, default=False
+        Make the first layer a :class:`SparseInputLinear` (weight stored in_features × width), so that
+        :meth:`forward_sparse` takes a sparse batch without densifying it.
 
     Shape
     -----
@@ -103,6 +138,7 @@ class MLP(nn.Module):
         batch_norm: bool = False,
         dropout: float = 0.0,
         output_activation: str | None = None,
+        sparse_input: bool = False,
     ) -> None:
         super().__init__()
         in_features, out_features = check_widths("in_features and out_features", (in_features, out_features))
@@ -116,13 +152,14 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         for n_in, n_out in itertools.pairwise(widths):
             # a bias before batch-norm is cancelled by its mean subtraction
-            layers.append(nn.Linear(n_in, n_out, bias=not batch_norm))
+            linear = SparseInputLinear if sparse_input and not layers else nn.Linear
+            layers.append(linear(n_in, n_out, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(n_out))
             layers.append(make_activation(activation))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(widths[-1], out_features))
+        layers.append((SparseInputLinear if sparse_input and not layers else nn.Linear)(widths[-1], out_features))
         if output_activation is not None:
             layers.append(make_activation(output_activation))
         self.layers = nn.Sequential(*layers)
@@ -139,3 +176,11 @@ class MLP(nn.Module):
                 f"MLP expects {self.in_features} features per sample, got {x.shape[1]} features."
             )
         return self.layers(x)
+
+    def forward_sparse(self, cols: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """The same map for a sparse batch in CSR parts (see :meth:`SparseInputLinear.forward_sparse`); needs
+        ``sparse_input=True``: the first layer reads only the stored entries."""
+        first = self.layers[0]
+        if not isinstance(first, SparseInputLinear):
+            raise TypeError("forward_sparse needs an MLP built with sparse_input=True")
+        return self.layers[1:](first.forward_sparse(cols, offsets, values))
