@@ -466,3 +466,16 @@ def test_real_stderr_is_one_line_for_a_value_beyond_float32(tmp_path):
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "big.npy" in done.stderr, done.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cls", [genlab.Autoencoder, genlab.VAE, genlab.GAN, genlab.MultVAE, genlab.EASE])
+def test_verbose_takes_a_bool_as_scikit_learn_users_pass_it(cls, capsys):
+    """verbose=False is 0 and True is 1 (scikit-learn's estimators take both); other non-integers stay errors."""
+    from sklearn.base import clone
+
+    assert cls(verbose=False)._validated_params()["verbose"] == 0
+    assert cls(verbose=True)._validated_params()["verbose"] == 1
+    assert clone(cls(verbose=False)).get_params()["verbose"] is False  # the parameter is kept as given
+    for bad in (-1, 0.5, "yes"):
+        with pytest.raises(genlab.InvalidInputError, match="verbose must be an integer >= 0 or a bool"):
+            cls(verbose=bad)._validated_params()

@@ -21,6 +21,7 @@ class Param:
     high: float | None = None  # exclusive upper bound for numbers
     none_ok: bool = False
     above: float | None = None  # exclusive lower bound for numbers
+    bool_ok: bool = False  # an "int" that also takes False / True as 0 / 1 (verbose=False, as scikit-learn users pass)
 
     def describe(self) -> str:
         if self.choices:
@@ -33,7 +34,7 @@ class Param:
             what += f" > {self.above:g}"
         if self.high is not None:
             what += f" and < {self.high:g}"
-        return what + (" (or None)" if self.none_ok else "")
+        return what + (" (or None)" if self.none_ok else "") + (" or a bool" if self.bool_ok else "")
 
     def from_cli(self, value: Any) -> Any:
         """A command-line value: the word "none" is None where the parameter takes None and "none" is not a choice
@@ -50,6 +51,8 @@ class Param:
                 raise bad
             return value
         if self.kind in ("int", "seed"):
+            if isinstance(value, bool) and self.bool_ok:
+                return int(value)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 if self.kind == "seed" and type(value).__name__ == "Generator":
                     return value
@@ -119,7 +122,7 @@ TRAINING_PARAMS: dict[str, Param] = {
     "scaling": Param("str", "map data to the model's range and back: auto (uint8 as pixels, others only if needed), minmax, none",
                      choices=("auto", "minmax", "none")),
     "device": Param("str", "where to train", choices=("auto", "cpu", "cuda", "mps")),
-    "verbose": Param("int", "0 silent, 1 progress", low=0),
+    "verbose": Param("int", "0 silent, 1 progress", low=0, bool_ok=True),
     "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),
     "tensorboard": Param("bool", "write TensorBoard event files under RUN_DIR/tensorboard (needs the tensorboard package)"),
     "checkpoint_steps": Param("int", "with a run directory, also checkpoint every N steps inside epochs (None: epoch ends only)",

@@ -55,7 +55,7 @@ EASE_PARAMS: dict[str, Param] = {
                               "else 0)", low=0, none_ok=True),
     "max_items": Param("int", "refuse to fit more items than this: fitting holds an items × items float64 matrix "
                        "(8·items² bytes)", low=1),
-    "verbose": Param("int", "0 silent, 1 a line per λ tried (stderr)", low=0),
+    "verbose": Param("int", "0 silent, 1 a line per λ tried (stderr)", low=0, bool_ok=True),
     "random_state": Param("seed", "seed of the validation users and of their 80/20 split (None: fresh)"),
 }
 
