@@ -261,3 +261,10 @@ def test_no_sideways_scrolling_at_phone_width(browser, pages, tmp_path, which):
     assert all(i["width"] > 0 for i in images)
     assert page.errors() == []
     page.screenshot(tmp_path / f"phone-{which}.png")
+
+
+@pytest.mark.parametrize("width", [660, 800, 1024])
+@pytest.mark.parametrize("which", [0, 1], ids=["report", "compare"])
+def test_no_sideways_scrolling_between_phone_and_laptop(browser, pages, which, width):
+    """Tablet widths, where the tables are not stacked yet: they must still fit."""
+    assert_no_sideways_scrolling(Page(browser, pages[which].as_uri(), (width, 900)))

@@ -59,7 +59,7 @@ span[class^=is-]::before{font-weight:700}
 .is-problem b,span.is-problem{color:#b3261e}.is-note b,span.is-note{color:#8a4b00}span.is-ok{color:#1a7f37}
 span.is-ok::before,span.is-problem::before,span.is-note::before{margin-right:.3rem}
 @media (max-width:36rem){body{padding:.6rem .7rem 1.5rem}h1{font-size:1.3rem}th,td{padding:.25rem .45rem}table{font-size:.85rem}}
-@media (max-width:40rem){table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+@media (max-width:48rem){table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
 table.stack tr>:first-child{width:100%}table.stack thead{display:none}
 table.stack tr{border-bottom:2px solid #c7c7cc;padding:.3rem 0}
 table.stack td{border:0;display:flex;justify-content:space-between;gap:1rem;padding:.12rem .3rem;text-align:right;
