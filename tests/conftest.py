@@ -28,3 +28,13 @@ def digits():
 def tiny_images(digits):
     X, y = digits
     return X[:200].copy(), y[:200].copy()
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Planted-group interactions for the recommenders: (train users, test users), CSR."""
+    from genlab.data.protocol import make_interactions, split_users
+
+    data = make_interactions(1500, 500, 8, random_state=0)
+    train_rows, _, test_rows = split_users(data.n_users, 150, random_state=0)
+    return data.matrix[train_rows], data.matrix[test_rows]

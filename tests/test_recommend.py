@@ -11,20 +11,13 @@ from scipy import sparse
 
 import genlab
 from genlab import InvalidInputError, MultDAE, MultVAE, Popularity
-from genlab.data.protocol import fold_in_split, make_interactions, split_users
+from genlab.data.protocol import fold_in_split
 from genlab.evaluate import ndcg_at_k
 from genlab.models.base import Batch, SparseBatch
 from genlab.models.multvae import MultVAEConfig, MultVAEModule
 from genlab.training import SparseRows
 
 FAST = dict(hidden=(64,), latent_dim=16, epochs=20, batch_size=100, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def planted():
-    data = make_interactions(1500, 500, 8, random_state=0)
-    train_rows, _, test_rows = split_users(data.n_users, 150, random_state=0)
-    return data.matrix[train_rows], data.matrix[test_rows]
 
 
 @pytest.fixture(scope="module")

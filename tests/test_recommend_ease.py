@@ -13,16 +13,9 @@ from sklearn.model_selection import GridSearchCV
 
 import genlab
 from genlab import EASE, InvalidInputError, ModelFileError, MultVAE, Popularity
-from genlab.data.protocol import fold_in_split, make_interactions, split_users
+from genlab.data.protocol import fold_in_split
 from genlab.estimators import ease as ease_module
 from genlab.evaluate import ndcg_at_k, recall_at_k
-
-
-@pytest.fixture(scope="module")
-def planted():
-    data = make_interactions(1500, 500, 8, random_state=0)
-    train_rows, _, test_rows = split_users(data.n_users, 150, random_state=0)
-    return data.matrix[train_rows], data.matrix[test_rows]
 
 
 @pytest.fixture(scope="module")
