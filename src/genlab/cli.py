@@ -18,8 +18,9 @@ from . import __version__, datasets
 from ._params import Param
 from .cli_errors import ENVIRONMENT_ERRNOS, EXIT_ENVIRONMENT, USER_ERRORS, environment_message, interrupted_message
 from .errors import InvalidInputError
+from .launch import check_nproc, launch, report_user_error, strip_nproc
 from .runs import FAMILIES, label_kwargs, read_config, resume_run, split_settings, train_run, write_array
-from .training import NonFiniteLossError
+from .training import NonFiniteLossError, distributed
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,6 +66,10 @@ def _add_param(parser: argparse.ArgumentParser, name: str, p: Param) -> None:
                             help=p.help, **kw)
 
 
+NPROC_HELP = ("train with N processes on this machine (torchrun, data parallel; --batch-size stays the global batch); "
+              "for several machines run `torchrun ... -m genlab train ...` instead")
+
+
 def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -94,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
     train.add_argument("--epochs", type=int, default=argparse.SUPPRESS, help="with --resume: train up to this many epochs")
     train.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="with --resume: no progress output")
+    train.add_argument("--nproc", type=int, default=argparse.SUPPRESS, metavar="N", help=NPROC_HELP)
     families = train.add_subparsers(dest="family", metavar="MODEL", parser_class=Parser)
     for family, cls in FAMILIES.items():
         fp = families.add_parser(family, parents=[common], formatter_class=_formatter, help=f"{cls.__name__}",
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         fp.add_argument("--config", metavar="FILE.toml", help="read options from TOML; command-line options win")
         fp.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it exists (only if the new run succeeds)")
         fp.add_argument("--quiet", action="store_true", help="no progress output")
+        fp.add_argument("--nproc", type=int, default=argparse.SUPPRESS, metavar="N", help=NPROC_HELP)
         for name, p in cls._params.items():
             if name != "verbose":
                 _add_param(fp, name, p)
@@ -183,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args) -> int:
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "family", "resume", "config", "overwrite", "quiet")}
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "debug", "family", "resume", "config", "overwrite", "quiet", "nproc")}
     if args.resume:
         if args.family:
             raise InvalidInputError("--resume takes its model and options from the run; give no MODEL after it.")
         est = resume_run(args.resume, overrides={**given, **({"verbose": 0} if getattr(args, "quiet", False) else {})})
-        print(f"resumed {args.resume}: {len(est.history_)} epochs in total")
+        if distributed.env_rank() == 0:
+            print(f"resumed {args.resume}: {len(est.history_)} epochs in total")
         return 0
     if not args.family:
         raise InvalidInputError(f"say which model to train: genlab train {{{','.join(FAMILIES)}}} --data SOURCE --out RUN_DIR")
@@ -206,7 +215,8 @@ def _cmd_train(args) -> int:
     last = est.history_[-1] if est.history_ else {}
     shown = ("d_loss", "g_loss", "d_real", "d_fake") if "d_loss" in last else ("loss", "val_loss")
     summary = "  ".join(f"{k} {last[k]:.4g}" for k in shown if k in last)
-    print(f"wrote {out}  ({summary})")
+    if distributed.env_rank() == 0:
+        print(f"wrote {out}  ({summary})")
     return 0
 
 
@@ -344,18 +354,26 @@ COMMANDS = {"train": _cmd_train, "encode": _cmd_apply, "reconstruct": _cmd_apply
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
         return int(exc.code or 0)
     debug = getattr(args, "debug", False)
+    rank = distributed.env_rank()
     try:
+        if getattr(args, "nproc", None) is not None:
+            check_nproc(args.nproc)
+            if args.nproc > 1:
+                return launch(args.nproc, strip_nproc(argv))
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         if debug:
             raise
         message = str(exc) if isinstance(exc, InvalidInputError) else f"{exc.strerror or exc}: {exc.filename}"
-        print(f"genlab {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
+        line = f"genlab {args.command}: error: {' '.join(message.split())}"
+        if not report_user_error(line, rank) and rank == 0:  # every process meets the same bad input: said once
+            print(line, file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:
         if debug:
@@ -377,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if debug:
             raise
-        print(f"genlab {args.command}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        who = f" (process {rank})" if distributed.env_world_size() > 1 else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"genlab {args.command}{who}: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .cli import Parser, _add_param, _formatter
 from .errors import InvalidInputError
+from .training import distributed
 from .estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
 from .estimators.recommend import MULTVAE_PARAMS
 
@@ -72,6 +73,8 @@ def add_recommend(sub, common) -> None:
                           "0: no model selection, nothing to evaluate)")
     fit.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it exists (only if the new run succeeds)")
     fit.add_argument("--quiet", action="store_true", help="no progress output")
+    fit.add_argument("--nproc", type=int, default=argparse.SUPPRESS, metavar="N",
+                     help="fit Mult-VAE / Mult-DAE with N processes on this machine (torchrun, data parallel; --batch-size is global)")
     fit.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                      help="rank the test users' held-out items after fitting, as `recommend evaluate` does (default: on)")
     for name, p in MULTVAE_PARAMS.items():
@@ -168,6 +171,8 @@ def run_recommend(args) -> int:
                                         threshold=args.threshold, implicit=args.implicit, min_interactions=args.min_interactions,
                                         sep=args.sep, heldout_users=args.heldout_users, overwrite=args.overwrite,
                                         verbose=0 if args.quiet else 1)
+        if distributed.env_rank() != 0:  # under torchrun rank 0 reports and evaluates
+            return 0
         print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
               f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; "
               f"{_selection(est)})")

@@ -25,6 +25,7 @@ from ._fileio import atomic_write_bytes, atomic_write_text
 from .data.scaling import Scaling
 from .errors import InvalidInputError, ModelFileError
 from .estimators.base import GenerativeEstimator
+from .training import distributed
 
 FORMAT = "genlab-model"
 FORMAT_VERSION = 2  # 2: Mult-VAE's first layer stored items × hidden (read from 1 by its module's upgrade_state)
@@ -64,8 +65,11 @@ def _header(estimator) -> dict:
 
 
 def save_estimator(estimator, path: str | Path) -> Path:
-    """Write the two model files into folder ``path`` (created if needed); each write is atomic."""
+    """Write the two model files into folder ``path`` (created if needed); each write is atomic. Under
+    torchrun only rank 0 writes (every rank holds the same model); the others return at once."""
     path = Path(path)
+    if not distributed.current().main:
+        return path
     path.mkdir(parents=True, exist_ok=True)
     if not hasattr(estimator, "module_"):
         return _save_arrays_only(estimator, path)

@@ -27,6 +27,7 @@ entry) still load and render.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -59,6 +60,7 @@ from .io import load as load_model
 from .models.ranking import top_n
 from .recommending_report import CURVES, write_report
 from .runs import run_directory
+from .training import distributed, resolve_device
 
 MODELS: dict[str, type] = {"multvae": MultVAE, "multdae": MultDAE, "ease": EASE}
 SET_BY_RUN = ("validation_users", "verbose")  # decided by --heldout-users and --quiet, not given as parameters
@@ -121,8 +123,12 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     fixed = sorted(set(params) & set(SET_BY_RUN))
     if fixed:
         raise InvalidInputError(f"{', '.join(fixed)} is set by the run (--heldout-users, --quiet), not as a model parameter.")
-    if params.get("random_state") is None:
-        params["random_state"] = int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
+    if model == "ease" and distributed.env_world_size() > 1:
+        raise InvalidInputError("EASE is one closed-form solve with no training loop to share out: fit it in one process "
+                                "(leave out --nproc / torchrun).")
+    group = distributed.setup(resolve_device(params.get("device", "auto"))) if model != "ease" else distributed.SINGLE
+    if params.get("random_state") is None:  # drawn once, by rank 0, for every process
+        params["random_state"] = group.from_main(lambda: int(np.random.SeedSequence().generate_state(1)[0] % 2**31))
     seed = params["random_state"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"a run's random_state must be a non-negative integer (it is recorded); got {seed!r}.")
@@ -136,7 +142,8 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     if model == "ease" and est.l2 in (None, "auto") and heldout_users == 0:
         raise InvalidInputError("EASE chooses l2 on the validation users, and --heldout-users 0 holds out none: "
                                 "give --l2 or hold out users.")
-    with run_directory(out, overwrite=overwrite, resumable=False) as run_dir:
+    with contextlib.ExitStack() as stack:  # under torchrun rank 0 creates and writes the run; the others train beside it
+        run_dir = Path(group.from_main(lambda: str(stack.enter_context(run_directory(out, overwrite=overwrite, resumable=False)))))
         data = load_interactions(ratings, threshold=threshold, implicit=implicit, min_interactions=min_interactions, sep=sep)
         n_heldout = default_heldout_users(data.n_users) if heldout_users is None else heldout_users
         split = split_users(data.n_users, n_heldout, random_state=int(seed))
@@ -153,8 +160,9 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
                "data_info": {"sha256": file_sha256(ratings), "source": data.source},
                "versions": {"genlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
                             "python": platform.python_version()}}
-        atomic_write_text(run_dir / "config.toml", f"# genlab {__version__} recommendation run (genlab recommend fit)\n"
-                          + tomli_w.dumps(doc))
+        if group.main:
+            atomic_write_text(run_dir / "config.toml", f"# genlab {__version__} recommendation run (genlab recommend fit)\n"
+                              + tomli_w.dumps(doc))
         if isinstance(est, EASE):  # closed form, no epochs: metrics.jsonl holds one record per λ tried
             est.fit(data.matrix[fitted_rows])
             atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in est.validation_scores_))
@@ -163,6 +171,8 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
         validation_rows = fitted_rows[est.validation_rows_]
         run = RunData(data.matrix, data.user_ids, data.item_ids, np.setdiff1d(fitted_rows, validation_rows), validation_rows,
                       split.test)
+        if not group.main:
+            return est, run
         write_interactions(run_dir / "interactions.npz", run)
         est.save(run_dir / "model")
         if not isinstance(est, EASE):

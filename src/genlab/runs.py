@@ -7,6 +7,10 @@ start, never left half-written, and never replacing an existing run unless the n
     RUN_DIR/checkpoints/       resumable training state (genlab train --resume RUN_DIR)
     RUN_DIR/metrics.jsonl      one JSON object per epoch
     RUN_DIR/*.png              reconstructions, samples, training curves
+
+Under torchrun (or ``genlab train --nproc N``) every process validates the settings and loads the data;
+rank 0 alone creates, locks and writes the run directory, and shares its outcome (the folder, or the
+reason it refused) with the others, which train beside it and wait for it at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ._runlock import run_lock
 from .errors import InvalidInputError
 from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
+from .training import distributed, resolve_device
 
 FAMILIES: dict[str, type[GenerativeEstimator]] = {"ae": Autoencoder, "vae": VAE, "gan": GAN}
 RUN_KEYS = ("model", "data", "out", "label_column")  # settings that are not estimator parameters
@@ -165,19 +170,26 @@ def train_run(run: RunSettings, out: str | Path, *, overwrite: bool = False, ver
     """Validate everything, then create ``out`` and train into it."""
     cls = FAMILIES[run.model]
     params = {"verbose": verbose, **run.params}
-    if params.get("random_state") is None:
-        params["random_state"] = int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
+    cls(**params)._validated_params()
+    group = distributed.setup(resolve_device(params.get("device", "auto")))
+    if params.get("random_state") is None:  # drawn once, by rank 0, for every process
+        params["random_state"] = group.from_main(lambda: int(np.random.SeedSequence().generate_state(1)[0] % 2**31))
     est = cls(**params)
-    est._validated_params()
     X, y = _load_data(run)
     with contextlib.ExitStack() as stack:
-        if overwrite and Path(out).is_dir():  # nobody may be writing the run this one replaces
-            stack.enter_context(run_lock(out, "genlab train --overwrite"))
-        run_dir = stack.enter_context(run_directory(out, overwrite=overwrite))
-        stack.enter_context(run_lock(run_dir, "genlab train"))
-        atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(_config_document(run, est, X, y)))
+        def open_run_dir() -> str:
+            if overwrite and Path(out).is_dir():  # nobody may be writing the run this one replaces
+                stack.enter_context(run_lock(out, "genlab train --overwrite"))
+            run_dir = stack.enter_context(run_directory(out, overwrite=overwrite))
+            stack.enter_context(run_lock(run_dir, "genlab train"))
+            atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(_config_document(run, est, X, y)))
+            return str(run_dir)
+
+        run_dir = Path(group.from_main(open_run_dir))
         est.fit(X, y, run_dir=run_dir)
-        _finish(est, X, y, run_dir)
+        if group.main:
+            _finish(est, X, y, run_dir)
+    group.barrier()  # the others return once rank 0 has written everything
     return est
 
 
@@ -204,11 +216,15 @@ def resume_run(run_dir: str | Path, *, overrides: dict | None = None) -> Generat
     if doc.get("data_info", {}).get("sha256") != data_fingerprint(X, y):
         raise InvalidInputError(f"the data at {run.data!r} changed since {run_dir} started; resuming would not continue "
                                 "the same run. Restore the data or start a new run.")
-    with run_lock(run_dir, "genlab train --resume"):
+    group = distributed.setup(resolve_device(est.device))
+    with contextlib.ExitStack() as stack:
+        group.from_main(lambda: stack.enter_context(run_lock(run_dir, "genlab train --resume")))
         est.fit(X, y, run_dir=run_dir, resume=True)
-        _finish(est, X, y, run_dir)
-        doc["params"]["epochs"] = est.epochs
-        atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
+        if group.main:
+            _finish(est, X, y, run_dir)
+            doc["params"]["epochs"] = est.epochs
+            atomic_write_text(run_dir / "config.toml", _header() + tomli_w.dumps(doc))
+    group.barrier()
     return est
 
 

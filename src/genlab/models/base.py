@@ -71,9 +71,13 @@ class OptimizerSpec(NamedTuple):
 
 class Step(Protocol):
     """The loop's stepper as a family sees it: ``step(name, loss)`` updates the named optimiser(s)
-    from ``loss`` and returns whether the update was taken."""
+    from ``loss`` and returns whether the update was taken. ``last_loss`` is the loss of the last
+    update as every process saw it (its mean over the processes' shares of the batch; the loss itself
+    in one process): a family that decides something from its losses (an inner loop's stopping rule)
+    reads it, so that every process decides alike."""
 
     grad_norms: dict[str, torch.Tensor]
+    last_loss: torch.Tensor
 
     def __call__(self, names: str | tuple[str, ...], loss: torch.Tensor) -> bool: ...
 

@@ -117,9 +117,13 @@ GAN_LOSSES = {  # name -> (discriminator loss, generator loss)
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None,
                      weight: float = 10.0) -> torch.Tensor:
     """λ·E(‖∇D(x̂)‖₂ − 1)² on random interpolates x̂ = εx + (1−ε)x̃ (Gulrajani et al. 2017). ``critic``
-    maps a batch to (n,) values; extra inputs (labels) belong in the closure."""
+    maps a batch to (n,) values; extra inputs (labels) belong in the closure. Under ``torch.no_grad``
+    (validation) the input gradient is still taken, and the penalty is returned without a graph."""
     shape = (len(real),) + (1,) * (real.dim() - 1)
     eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
-    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+    training = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=training)
+        penalty = weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+    return penalty if training else penalty.detach()

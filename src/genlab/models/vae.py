@@ -216,7 +216,7 @@ class VAEModule(GenerativeModule):
             inner = stream() if stream is not None and i > 1 else batch
             loss = self.objective(inner, generator)["loss"]
             step("encoder", loss)
-            current += float(loss.detach())
+            current += float(step.last_loss)  # the same on every process, so all stop after the same update
             if i % window == 0:
                 if current > previous:
                     break

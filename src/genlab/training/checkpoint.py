@@ -159,6 +159,12 @@ def load_checkpoint(
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise ModelFileError(f"checkpoint {path} has format version {version}; this genlab reads {FORMAT_VERSION}.")
     saved = (meta.get("state") or {}).get("engine") if isinstance(meta.get("state"), dict) else None
+    if engine is not None and isinstance(saved, dict) and saved and saved.get("world_size", 1) != engine.get("world_size", 1):
+        was, now = saved.get("world_size", 1), engine.get("world_size", 1)
+        raise InvalidInputError(f"the checkpoint in {path.parent} was trained by {was} process{'es' if was != 1 else ''} and this "
+                                f"run has {now}; resume it with the same number (genlab train --resume RUN --nproc {was}"
+                                f"{', or without --nproc' if was == 1 else ''}): each process's data order and noise continue "
+                                "from where that process stopped.")
     if engine is not None and isinstance(saved, dict) and saved and saved != engine:
         differ = [f"{k}={saved.get(k)!r} (now {engine.get(k)!r})" for k in sorted(set(saved) | set(engine))
                   if saved.get(k) != engine.get(k)]

@@ -6,6 +6,9 @@ The model supplies ``optimizer_specs``, ``train_step``/``eval_step`` and its ``m
 (:class:`genlab.models.GenerativeModule`); ``train_step`` hands every update to the loop's
 :class:`~genlab.training.stepper.Stepper`. Per-step losses stay on the device; they are read once
 per epoch, so the loop adds no host-device synchronisation per step.
+
+Under torchrun every rank runs this loop on its share of each global batch (``distributed.py``): the
+stepper averages gradients across ranks, records are averaged, rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from .._params import TRAINING_PARAMS
 from ..errors import InvalidInputError, ModelFileError
 from ..models.base import Batch, GenerativeModule
+from . import distributed
 from .checkpoint import LoopState, list_checkpoints, load_checkpoint, save_checkpoint
 from .data import SparseRows, TensorData, batch_bounds
 from .denormals import flush_denormals
@@ -29,6 +33,7 @@ from .stepper import SkipBatch, Stepper, autocast, build_optimizers, check_preci
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PREVIEW_ROWS = 32
+NOISE_SEED_STRIDE = 1_000_003  # rank r's noise generator starts from seed + 1 + r × this
 __all__ = ["DEVICES", "NonFiniteLossError", "SparseRows", "TensorData", "TrainConfig", "TrainResult", "make_stepper",
            "resolve_device", "train"]
 
@@ -38,7 +43,7 @@ class TrainConfig:
     """How to train; each field that is also an estimator parameter is validated by genlab's table."""
 
     epochs: int = 50
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch: under torchrun each of N processes trains on batch_size / N of its rows
     lr: float = 1e-3  # a default: a family's own learning rates (a GAN's lr_g, lr_d) win
     weight_decay: float = 0.0
     weight_decay_on: str = "all"  # "weights": linear/conv weights only, not biases or normalisation scales
@@ -83,9 +88,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" picks CUDA, then MPS, then CPU; an explicit device must be present."""
+    """"auto" picks CUDA, then MPS, then CPU; an explicit device must be present. Under torchrun a CUDA
+    run uses this process's GPU (``LOCAL_RANK``)."""
     if device not in DEVICES:
         raise InvalidInputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}.")
+    if device in ("auto", "cuda") and torch.cuda.is_available() and distributed.env_world_size() > 1:
+        return torch.device("cuda", distributed.local_rank() % torch.cuda.device_count())
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -117,6 +125,7 @@ class _Run:
     run_dir: Path | None
     monitor: tuple[str, bool] | None  # (record key, larger is better)
     monitor_needed: bool
+    group: distributed.Group = distributed.SINGLE
     state: LoopState = field(default_factory=LoopState)
     best_weights: dict[str, torch.Tensor] | None = None
     partial: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -127,13 +136,21 @@ class _Run:
         return None if self.run_dir is None else self.run_dir / "checkpoints"
 
     @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (rank 0, or the only process)."""
+        return self.run_dir is not None and self.group.main
+
+    @property
     def bounds(self) -> list[tuple[int, int]]:
-        return batch_bounds(len(self.train.x), self.config.batch_size)
+        """This rank's batches of its shard (the whole epoch in one process)."""
+        return batch_bounds(self.group.local_rows(len(self.train.x)), self.config.batch_size // self.group.world)
 
     def stream(self) -> Batch:
-        """A random extra training batch, for families with an inner loop (aggressive VAE, a GAN's k_d)."""
+        """A random extra training batch, for families with an inner loop (aggressive VAE, a GAN's k_d):
+        a global batch drawn alike on every rank, of which each rank takes its share."""
         x, y = self.train
-        idx = torch.randint(len(x), (min(self.config.batch_size, len(x)),), generator=self.rngs["data"]).to(self.device)
+        idx = torch.randint(len(x), (min(self.config.batch_size, len(x)),), generator=self.rngs["data"])
+        idx = idx[self.group.rank::self.group.world].to(self.device)
         return Batch(_rows(x, idx), None if y is None else _rows(y, idx))
 
 
@@ -155,7 +172,7 @@ def train(
     if resume:
         _restore(run)
     bounds = run.bounds
-    progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose)
+    progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose if run.group.main else 0)
     progress.start(run.state.epoch)
     _open_records(run)
     stopped_early = False
@@ -181,7 +198,8 @@ def train(
     return TrainResult(run.state.history, run.state.best_epoch, stopped_early)
 
 
-def make_stepper(module: GenerativeModule, config: TrainConfig | None = None, device: torch.device | None = None) -> Stepper:
+def make_stepper(module: GenerativeModule, config: TrainConfig | None = None, device: torch.device | None = None,
+                 group: distributed.Group = distributed.SINGLE) -> Stepper:
     """The optimisers ``module`` asks for, built per ``config``, behind the stepper its ``train_step``
     receives. Also for driving ``train_step`` by hand: ``module.train_step(batch, make_stepper(module))``."""
     config = config or TrainConfig()
@@ -189,7 +207,7 @@ def make_stepper(module: GenerativeModule, config: TrainConfig | None = None, de
     specs = module.optimizer_specs()
     return Stepper(build_optimizers(module, specs, config), grad_clip=config.grad_clip, skip_nonfinite=config.nonfinite == "skip",
                    scaler=make_scaler(config.precision, device), device=device,
-                   log_norms=tuple(name for name, spec in specs.items() if spec.log_grad_norm))
+                   log_norms=tuple(name for name, spec in specs.items() if spec.log_grad_norm), group=group)
 
 
 def _setup(module, train_data: TensorData, val_data: TensorData | None, config: TrainConfig, seed: int,
@@ -200,17 +218,35 @@ def _setup(module, train_data: TensorData, val_data: TensorData | None, config: 
         raise InvalidInputError("tensorboard=True writes into the run directory: pass run_dir= to fit (the CLI always has one).")
     monitor, needed = _resolve_monitor(module, config, val_data is not None)
     module.to(device)
-    stepper = make_stepper(module, config, device)
+    group = distributed.setup(device)
+    _check_world(group, config, len(train_data.x))
+    stepper = make_stepper(module, config, device, group)
     optimizers, scaler = stepper.optimizers, stepper.scaler
-    rngs = {"data": torch.Generator().manual_seed(seed), "noise": torch.Generator(device=device).manual_seed(seed + 1)}
+    # the data order is drawn alike on every rank; the model's noise differs between ranks (rank 0's is one process's)
+    rngs = {"data": torch.Generator().manual_seed(seed),
+            "noise": torch.Generator(device=device).manual_seed(seed + 1 + NOISE_SEED_STRIDE * group.rank)}
 
     def on_device(data: TensorData | None) -> TensorData | None:
         return None if data is None else TensorData(data.x.to(device), None if data.y is None else data.y.to(device))
 
     run = _Run(module, config, seed, device, on_device(train_data), on_device(val_data), optimizers, stepper, scaler, rngs,
-               run_dir, monitor, needed)
-    run.state.engine = engine_signature(config, optimizers)
+               run_dir, monitor, needed, group)
+    run.state.engine = engine_signature(config, optimizers, group.world)
     return run
+
+
+def _check_world(group: distributed.Group, config: TrainConfig, n_train: int) -> None:
+    """Several processes split every global batch evenly; say so when they cannot."""
+    world = group.world
+    if world == 1:
+        return
+    if config.batch_size % world:
+        lower = config.batch_size - config.batch_size % world
+        raise InvalidInputError(f"batch_size={config.batch_size} is the global batch, split evenly over {world} processes: make it "
+                                f"a multiple of {world} (e.g. {lower or world} or {lower + world}).")
+    if n_train < 2 * world:
+        raise InvalidInputError(f"{n_train} training rows cannot be shared by {world} processes (each needs at least 2); use "
+                                "fewer processes.")
 
 
 def _resolve_monitor(module: GenerativeModule, config: TrainConfig, has_val: bool) -> tuple[tuple[str, bool] | None, bool]:
@@ -233,10 +269,12 @@ def _restore(run: _Run) -> None:
     names = list_checkpoints(run.ckpt_dir) if run.ckpt_dir is not None else []
     if not names:
         raise InvalidInputError(f"no complete checkpoint in {run.ckpt_dir}; nothing to resume (start the run again).")
+    engine = engine_signature(run.config, run.optimizers, run.group.world)
     run.state, run.best_weights, run.partial = load_checkpoint(run.ckpt_dir / names[-1], run.module, run.optimizers, run.rngs,
-                                                               run.scaler, engine_signature(run.config, run.optimizers))
+                                                               run.scaler, engine)
+    _restore_rank(run, run.ckpt_dir / names[-1])
     run.step.forget_lr_scale()  # the groups now hold the checkpoint's lrs
-    run.state.engine = engine_signature(run.config, run.optimizers)
+    run.state.engine = engine
     state, epochs = run.state, run.config.epochs
     if epochs < state.epoch + (1 if state.step_in_epoch else 0):
         raise InvalidInputError(f"this run has already trained {state.epoch} epochs"
@@ -249,8 +287,38 @@ def _restore(run: _Run) -> None:
             raise ModelFileError(f"the newest checkpoint in {run.ckpt_dir} does not match this run's data or batch size.")
 
 
+def _restore_rank(run: _Run, path: Path) -> None:
+    """Ranks other than 0 continue their own noise and, inside an epoch, their own steps' terms."""
+    rank = run.group.rank
+    if rank == 0:
+        return
+    prefix = f"rank{rank}/"
+    try:
+        run.rngs["noise"].set_state(run.partial[prefix + "rng_noise"])
+    except (KeyError, RuntimeError) as exc:
+        raise ModelFileError(f"checkpoint {path} has no state for process {rank} ({type(exc).__name__}: {exc}).") from None
+    if run.state.step_in_epoch:
+        terms = {k: v for k, v in run.partial.items() if k.startswith(prefix + "term/")}
+        run.partial = {k: v for k, v in run.partial.items() if not k.startswith("term/")}
+        run.partial.update({k[len(prefix):]: v for k, v in terms.items()})
+
+
+def _rank_extra(run: _Run, terms: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """What ranks other than 0 need to resume exactly (their noise state, their steps' terms), gathered
+    from every rank onto the one that writes. A collective: every rank calls it."""
+    if run.group.world == 1:
+        return {}
+    extra = {}
+    states = run.group.gather(run.rngs["noise"].get_state())
+    per_name = {name: run.group.gather(values) for name, values in (terms or {}).items()}
+    for rank in range(1, run.group.world):
+        extra[f"rank{rank}/rng_noise"] = states[rank]
+        extra.update({f"rank{rank}/{name}": parts[rank] for name, parts in per_name.items()})
+    return extra
+
+
 def _open_records(run: _Run) -> None:
-    if run.run_dir is None:
+    if not run.writes:
         return
     run.run_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(run.run_dir, run.state.history)  # the metrics file always matches the state we continue from
@@ -269,10 +337,11 @@ def _run_epoch(run: _Run, bounds: list[tuple[int, int]], progress: Progress) -> 
     else:
         order = torch.randperm(len(x), generator=run.rngs["data"]).to(run.device)
         steps, kept = [], []  # the kept steps' terms stay on the device; reduced once per epoch
+    mine = run.group.shard(order)
     every = run.config.checkpoint_steps
     for i in range(run.state.step_in_epoch, len(bounds)):
         start, stop = bounds[i]
-        idx = order[start:stop]
+        idx = mine[start:stop]
         run.step.set_lr_scale(_lr_scale(run, run.state.global_step + i, len(bounds)))
         terms = _step(run, Batch(_rows(x, idx), None if y is None else _rows(y, idx)))
         if terms is not None:
@@ -315,7 +384,7 @@ def _step(run: _Run, batch: Batch) -> dict[str, torch.Tensor] | None:
     try:
         with autocast(run.config.precision, run.device):
             terms = module.train_step(batch, run.step, run.rngs["noise"], run.stream)
-        if bool(torch.isfinite(terms["loss"])):
+        if run.group.all_true(bool(torch.isfinite(terms["loss"]))):
             return {name: value.float() for name, value in terms.items()}
     except SkipBatch:
         pass
@@ -326,14 +395,20 @@ def _step(run: _Run, batch: Batch) -> dict[str, torch.Tensor] | None:
 
 
 def _record(run: _Run, epoch: int, steps: list[dict[str, torch.Tensor]], kept: list[int], bounds, timer: Timer) -> dict:
-    """The epoch's record: sample-weighted means of the training terms (one host sync), the
-    validation terms, the family's diagnostics, time and throughput."""
-    state, cfg = run.state, run.config
+    """The epoch's record: sample-weighted means of the training terms (one host sync; over every rank's
+    rows), the validation terms, the family's diagnostics, time and throughput. Under several processes
+    the diagnostics run on rank 0 and every rank continues from rank 0's record and module buffers
+    (batch-norm statistics, a family's schedule state), so all ranks take the same decisions."""
+    state, cfg, group = run.state, run.config, run.group
     sizes = torch.tensor([bounds[i][1] - bounds[i][0] for i in kept], dtype=torch.float32, device=run.device)
-    n_seen = int(sizes.sum())
     per_step = {name: torch.stack([t[name] for t in steps]) for name in steps[0]}  # name -> (n_kept,)
-    sums = {name: (values * sizes).sum() for name, values in per_step.items()}
-    _check_finite(per_step["loss"], sums, state.global_step, epoch + 1)
+    names = list(per_step)
+    # one reduction over ranks: the weighted sums, the rows seen, and each step's loss (to name a non-finite step alike)
+    packed = group.sum(torch.cat([torch.stack([(per_step[k] * sizes).sum() for k in names]), sizes.sum().reshape(1),
+                                  per_step["loss"]]))
+    sums = dict(zip(names, packed[:len(names)]))
+    n_seen = int(packed[len(names)])
+    _check_finite(packed[len(names) + 1:], sums, state.global_step, epoch + 1)
     state.global_step += len(bounds)
     state.epoch = epoch + 1
     record = {"epoch": state.epoch, "step": state.global_step}
@@ -343,11 +418,15 @@ def _record(run: _Run, epoch: int, steps: list[dict[str, torch.Tensor]], kept: l
     if cfg.lr_schedule != "constant" or cfg.warmup_steps:
         record.update({f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in run.optimizers.items()})
     if run.val is not None:
-        record.update({f"val_{k}": v.item() for k, v in _evaluate(run.module, run.val, cfg.batch_size, run.seed + 2).items()})
-    diagnostics_rng = torch.Generator(device=run.device).manual_seed(run.seed + 3)
-    record.update(run.module.end_epoch(run.val if run.val is not None else run.train, diagnostics_rng))
-    record["time"] = timer.elapsed()
-    record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
+        val = _evaluate(run.module, run.val, cfg.batch_size, run.seed + 2, group)
+        record.update({f"val_{k}": v.item() for k, v in val.items()})
+    if group.main:
+        diagnostics_rng = torch.Generator(device=run.device).manual_seed(run.seed + 3)
+        record.update(run.module.end_epoch(run.val if run.val is not None else run.train, diagnostics_rng))
+        record["time"] = timer.elapsed()
+        record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
+    record = group.broadcast_json(record)
+    group.broadcast_([b for b in run.module.buffers()])
     state.history.append(record)
     return record
 
@@ -378,17 +457,20 @@ def _monitor(run: _Run, record: dict) -> bool:
 
 
 def _write_epoch(run: _Run, record: dict, stop_now: bool) -> None:
-    """metrics.jsonl, TensorBoard and, when due, a checkpoint at the epoch's end."""
+    """metrics.jsonl, TensorBoard and, when due, a checkpoint at the epoch's end (rank 0 writes)."""
     if run.run_dir is None:
         return
-    append_metrics(run.run_dir, record)
-    if run.board is not None:
-        run.board.write(record, _preview(run))
+    if run.writes:
+        append_metrics(run.run_dir, record)
+        if run.board is not None:
+            run.board.write(record, _preview(run))
     cfg, epoch = run.config, run.state.epoch
     if stop_now or epoch == cfg.epochs or epoch % max(cfg.checkpoint_every, 1) == 0:
         _check_weights_finite(run.module, epoch)
-        save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, run.state, best_weights=run.best_weights,
-                        scaler=run.scaler, keep=cfg.keep_checkpoints)
+        extra = _rank_extra(run)
+        if run.writes:
+            save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, run.state, best_weights=run.best_weights,
+                            scaler=run.scaler, keep=cfg.keep_checkpoints, extra=extra or None)
 
 
 @torch.no_grad()
@@ -401,16 +483,22 @@ def _preview(run: _Run) -> torch.Tensor | None:
     return run.module.preview(batch, torch.Generator(device=run.device).manual_seed(run.seed + 4))
 
 
-def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
-    """Sample-weighted mean of ``eval_step`` terms over ``data``, with its own fixed noise, in float32."""
+def _evaluate(module: GenerativeModule, data: TensorData, batch_size: int, seed: int,
+              group: distributed.Group = distributed.SINGLE) -> dict[str, torch.Tensor]:
+    """Sample-weighted mean of ``eval_step`` terms over ``data``, with its own fixed noise, in float32.
+    Several processes each take a contiguous part of the rows (every row once) and add their sums."""
     module.eval()
     generator = torch.Generator(device=data.x.device).manual_seed(seed)
     sums: dict[str, torch.Tensor] = {}
-    n, size = len(data.x), max(batch_size, 256)
-    for start, stop in ((s, min(s + size, n)) for s in range(0, n, size)):  # every row: nothing trains here
+    first, last = group.chunk(len(data.x)) if len(data.x) >= group.world else (0, len(data.x))
+    size = max(batch_size, 256)
+    for start, stop in ((s, min(s + size, last)) for s in range(first, last, size)):  # every row: nothing trains here
         y = None if data.y is None else data.y[start:stop]
         for name, value in module.eval_step(Batch(data.x[start:stop], y), generator).items():
             sums[name] = sums.get(name, 0) + value.detach().float() * (stop - start)
+    if group.world > 1 and len(data.x) >= group.world:
+        totals = group.sum(torch.stack([sums[name] for name in sums]))
+        sums = dict(zip(sums, totals))
     return {name: total / len(data.x) for name, total in sums.items()}
 
 
@@ -423,9 +511,10 @@ def _save_inside_epoch(run: _Run, n_done: int, order: torch.Tensor, steps: list[
     _check_weights_finite(run.module, state.epoch + 1)
     inside = copy.copy(state)
     inside.step_in_epoch = n_done
-    extra = {"order": order, "kept": torch.tensor(kept, dtype=torch.long), **terms}
-    save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, inside, best_weights=run.best_weights, extra=extra,
-                    scaler=run.scaler, keep=run.config.keep_checkpoints)
+    extra = {"order": order, "kept": torch.tensor(kept, dtype=torch.long), **terms, **_rank_extra(run, terms)}
+    if run.writes:
+        save_checkpoint(run.ckpt_dir, run.module, run.optimizers, run.rngs, inside, best_weights=run.best_weights, extra=extra,
+                        scaler=run.scaler, keep=run.config.keep_checkpoints)
 
 
 def _check_finite(step_losses: torch.Tensor, sums: dict[str, torch.Tensor], step0: int, epoch: int) -> None:

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrize import is_parametrized
 
 from ..errors import InvalidInputError
 from ..models.base import OptimizerSpec
+from .distributed import SINGLE, Group
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -72,11 +73,15 @@ def build_optimizers(module: nn.Module, specs: dict[str, OptimizerSpec], config)
     return optimizers
 
 
-def engine_signature(config, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
-    """What a checkpoint's optimiser state depends on: resuming under other settings is refused."""
-    return {"optimizer": config.optimizer, "momentum": config.momentum, "weight_decay": config.weight_decay,
-            "weight_decay_on": config.weight_decay_on, "precision": config.precision,
-            "lr": {name: opt.param_groups[0]["base_lr"] for name, opt in optimizers.items()}}
+def engine_signature(config, optimizers: dict[str, torch.optim.Optimizer], world_size: int = 1) -> dict:
+    """What a checkpoint's optimiser state depends on: resuming under other settings is refused. The number
+    of processes is part of it when it is more than one (each rank's data order and noise depend on it)."""
+    signature = {"optimizer": config.optimizer, "momentum": config.momentum, "weight_decay": config.weight_decay,
+                 "weight_decay_on": config.weight_decay_on, "precision": config.precision,
+                 "lr": {name: opt.param_groups[0]["base_lr"] for name, opt in optimizers.items()}}
+    if world_size > 1:
+        signature["world_size"] = world_size
+    return signature
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -106,15 +111,21 @@ class Stepper:
     """``step(names, loss) -> bool``: zero the named optimisers' gradients, back-propagate ``loss``
     (scaled under float16) into their parameters only, unscale, check finiteness (``nonfinite="skip"``),
     clip each optimiser's gradients to ``grad_clip`` (global norm), and step. Returns whether the
-    update was taken (under float16 the scaler skips steps whose gradients overflowed)."""
+    update was taken (under float16 the scaler skips steps whose gradients overflowed).
+
+    Under several processes (``group``), the gradients and the loss are averaged across ranks right after
+    backward, before anything looks at them: unscaling, the non-finite check and clipping then see the
+    same numbers on every rank, so every rank takes the same decision and the same step."""
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], *, grad_clip: float | None, skip_nonfinite: bool,
-                 scaler: torch.amp.GradScaler | None, device: torch.device, log_norms: tuple[str, ...] = ()):
+                 scaler: torch.amp.GradScaler | None, device: torch.device, log_norms: tuple[str, ...] = (),
+                 group: Group = SINGLE):
         self.optimizers, self.grad_clip, self.skip_nonfinite, self.scaler = optimizers, grad_clip, skip_nonfinite, scaler
-        self.device = device
+        self.device, self.group = device, group
         self.params = {name: [p for g in opt.param_groups for p in g["params"]] for name, opt in optimizers.items()}
         self.log_norms = set(log_norms)
         self.grad_norms: dict[str, torch.Tensor] = {}
+        self.last_loss = torch.zeros(())
         self.lr_scale = 1.0
 
     def forget_lr_scale(self) -> None:
@@ -135,10 +146,13 @@ class Stepper:
         params = [p for name in names for p in self.params[name]]
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
-        if self.skip_nonfinite and self.scaler is not None and not bool(torch.isfinite(loss.detach())):
+        if self.skip_nonfinite and self.scaler is not None and not self.group.all_true(bool(torch.isfinite(loss.detach()))):
             raise SkipBatch  # before the scaler sees this step: its unscale_/update bookkeeping stays consistent
         with torch.autocast(self.device.type, enabled=False):  # backward outside autocast (PyTorch's AMP recipe)
             (loss if self.scaler is None else self.scaler.scale(loss)).backward(inputs=params)
+        if self.group.world > 1:
+            loss = self._average(params, loss)
+        self.last_loss = loss.detach()
         if self.scaler is not None:
             for name in names:
                 self.scaler.unscale_(self.optimizers[name])
@@ -154,6 +168,18 @@ class Stepper:
             self.scaler.step(self.optimizers[name])
         self.scaler.update()
         return self.scaler.get_scale() >= scale
+
+    def _average(self, params: list[torch.Tensor], loss: torch.Tensor) -> torch.Tensor:
+        """Every rank's gradients become their mean over ranks (one all-reduce, loss included); returns the mean
+        loss. Each rank's loss is the mean over an equal share of the global batch, so the mean of the ranks'
+        gradients is the gradient of the global batch's mean loss. A parameter the loss did not reach gets a
+        zero gradient (it may be reached on another rank)."""
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        mean_loss = loss.detach().float().reshape(1).clone()
+        self.group.average_([p.grad for p in params] + [mean_loss])
+        return mean_loss[0]
 
     def _clip(self, name: str) -> torch.Tensor | None:
         """Clip one optimiser's gradients to the global norm ``grad_clip``; the norm before clipping."""
