@@ -46,11 +46,13 @@ def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = 
             f"{tuple(expected_shape)}."
         )
     if arr.dtype != np.uint8:
-        arr = arr.astype(np.float32, copy=False)
-        finite = np.isfinite(arr)
-        if not finite.all():
-            row = int(np.argwhere(~finite.reshape(len(arr), -1))[0, 0])
-            raise InvalidInputError(f"{name} contains NaN or infinity (first in sample {row}); remove or impute those values.")
+        arr = arr.astype(np.float32, copy=False)  # (a float32 memory-mapped file stays mapped)
+        rows = max(1, 2**22 // max(1, math.prod(arr.shape[1:])))  # checked in blocks: no n × d mask in memory
+        for start in range(0, len(arr), rows):
+            finite = np.isfinite(arr[start:start + rows])
+            if not finite.all():
+                row = start + int(np.argwhere(~finite.reshape(len(finite), -1))[0, 0])
+                raise InvalidInputError(f"{name} contains NaN or infinity (first in sample {row}); remove or impute those values.")
     return arr
 
 

@@ -15,3 +15,8 @@ class DataError(InvalidInputError):
 
 class ModelFileError(InvalidInputError):
     """A saved model or checkpoint is missing, malformed or not something genlab wrote."""
+
+
+class DataChangedError(DataError):
+    """A data file changed under a running job. Unlike other bad input it arrives mid-run, so a run keeps
+    the checkpoints it already has (resume once the file is restored)."""

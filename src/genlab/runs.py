@@ -32,7 +32,7 @@ import torch
 from . import __version__, datasets, latent, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
 from ._runlock import run_lock
-from .errors import InvalidInputError
+from .errors import DataChangedError, InvalidInputError
 from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
 from .training import distributed, resolve_device
@@ -53,7 +53,9 @@ class RunSettings:
 def data_fingerprint(X: np.ndarray, y: np.ndarray | None) -> str:
     h = hashlib.sha256()
     h.update(str((X.shape, str(X.dtype))).encode())
-    h.update(np.ascontiguousarray(X).tobytes())
+    rows = max(1, 2**24 // max(1, X[0].nbytes))  # in blocks: a memory-mapped file is never copied whole
+    for start in range(0, len(X), rows):
+        h.update(np.ascontiguousarray(X[start:start + rows]).tobytes())
     if y is not None:
         h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()
@@ -131,7 +133,8 @@ def run_directory(out: str | Path, *, overwrite: bool, resumable: bool = True):
     try:
         yield staging
     except BaseException as exc:
-        keep = resumable and staging == out and (out / "checkpoints" / "manifest.json").exists() and not isinstance(exc, InvalidInputError)
+        mid_run = not isinstance(exc, InvalidInputError) or isinstance(exc, DataChangedError)  # bad input is refused before training
+        keep = resumable and staging == out and (out / "checkpoints" / "manifest.json").exists() and mid_run
         if keep:
             exc.add_note(f"the run's checkpoints are kept: continue it with `genlab train --resume {out}`")
         else:

@@ -118,6 +118,10 @@ def _npz_member(path: Path, archive, key: str) -> np.ndarray:
     name = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
     info = archive.zip.getinfo(name)
     where = f"{path}['{key}']"
+    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:  # np.savez: stored, so it can be mapped
+        with archive.zip.open(info) as member:
+            _check_npy_header(member, info.file_size, where)
+        return _map_stored_member(path, info, where)
     if info.file_size > MAX_DECOMPRESSED_BYTES:
         raise DataError(
             f"{where} inflates to {info.file_size} bytes, more than the limit of {MAX_DECOMPRESSED_BYTES}: refusing to read it."
@@ -125,6 +129,25 @@ def _npz_member(path: Path, archive, key: str) -> np.ndarray:
     with archive.zip.open(info) as member:
         _check_npy_header(member, info.file_size, where)
     return archive[key]
+
+
+def _map_stored_member(path: Path, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    """An uncompressed (stored) .npy member of a .npz, memory-mapped in place like a .npy file: its bytes
+    start after the zip's local header (30 bytes, the name, the extra field) and the .npy header."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise DataError(f"{where}: the archive's local header is damaged; write the file again with np.savez.")
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        f.seek(start)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f, max_header_size=2**16)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects; genlab reads numeric arrays only (no pickle).")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def _check_npy_header(f, available: int, where: str) -> None:

@@ -150,7 +150,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
             return float(RECONSTRUCTION_LOSSES[self.loss](module.decode_raw(module.encode(x)), x).mean())
 
     def _after_fit(self, x_train, y_train):
-        codes = self._apply(self.module_.encode, x_train.numpy()).astype(np.float64)
+        codes = self._apply(self.module_.encode, x_train).astype(np.float64)
         n_components = min(self.sampler_components, len(codes))
         gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=1e-6, random_state=self.seed_).fit(codes)
         self.code_weights_ = gmm.weights_.astype(np.float32)

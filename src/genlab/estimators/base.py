@@ -18,7 +18,7 @@ from ..data.scaling import Scaling
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
 from ..models import GenerativeModule
-from ..training import TensorData, TrainConfig, train
+from ..training import ArrayRows, TensorData, TrainConfig, is_file_backed, train
 
 PREDICT_BATCH = 1024
 
@@ -126,10 +126,14 @@ class GenerativeEstimator(BaseEstimator):
         self.n_features_in_ = math.prod(self.input_shape_)
         self.n_classes_ = n_classes
         self.scaling_ = Scaling.fit(X, mode=self.scaling, target=self._output_range())
-        x = _as_tensor(self._preprocess(self.scaling_.forward(X)))
         yt = None if y is None else torch.from_numpy(y)
-        train_idx, val_idx = train_validation_split(len(x), self.validation_fraction, self.seed_)
-        subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
+        train_idx, val_idx = train_validation_split(len(X), self.validation_fraction, self.seed_)
+        if is_file_backed(X):  # a memory-mapped file (maybe larger than memory) is read and scaled a batch at a time
+            to_model = lambda rows: self._preprocess(self.scaling_.forward(rows))  # noqa: E731
+            subset = lambda idx: TensorData(ArrayRows(X, to_model, idx), None if yt is None else yt[idx])  # noqa: E731
+        else:
+            x = _as_tensor(self._preprocess(self.scaling_.forward(X)))
+            subset = lambda idx: TensorData(x[idx], None if yt is None else yt[idx])  # noqa: E731
         train_data = subset(train_idx)
         val_data = subset(val_idx) if len(val_idx) else None
         module = self._build_module(self.input_shape_, self.n_classes_)
@@ -158,12 +162,13 @@ class GenerativeEstimator(BaseEstimator):
             raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
 
     @torch.no_grad()
-    def _apply(self, fn, arr: np.ndarray) -> np.ndarray:
-        """Run ``fn`` on float32 ``arr`` in batches on the model's device; returns NumPy."""
+    def _apply(self, fn, arr) -> np.ndarray:
+        """Run ``fn`` on float32 ``arr`` (NumPy, a tensor, or rows read from disk) in batches on the model's
+        device; returns NumPy."""
         self.module_.eval()
         device = self._device()
-        outs = [fn(_as_tensor(arr[s:s + PREDICT_BATCH]).to(device)).cpu().numpy()
-                for s in range(0, len(arr), PREDICT_BATCH)]
+        as_tensor = lambda part: part if torch.is_tensor(part) else _as_tensor(part)  # noqa: E731
+        outs = [fn(as_tensor(arr[s:s + PREDICT_BATCH]).to(device)).cpu().numpy() for s in range(0, len(arr), PREDICT_BATCH)]
         return np.concatenate(outs)
 
     def save(self, path: str | Path) -> Path:

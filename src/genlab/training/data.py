@@ -1,14 +1,88 @@
-"""The data the loop trains on: whole tensors or sparse rows served a batch at a time, and the epoch's
-batch bounds."""
+"""The data the loop trains on: whole tensors, sparse rows served a batch at a time, or rows of an array
+that stays on disk (a memory-mapped file) read and converted a batch at a time; and the epoch's batch
+bounds."""
 
 from __future__ import annotations
 
+import mmap
+import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ..errors import DataChangedError
 from ..models.base import SparseBatch
+
+
+def backing_file(array) -> tuple[str, int] | None:
+    """(path, size in bytes) of the file a memory-mapped array lives in, or None for an array in memory."""
+    while array is not None:
+        if isinstance(array, np.memmap) and getattr(array, "filename", None):
+            return array.filename, os.stat(array.filename).st_size
+        if isinstance(array, mmap.mmap):
+            return None  # mapped, but not by np.memmap: no name to watch
+        array = getattr(array, "base", None)
+    return None
+
+
+def is_file_backed(array) -> bool:
+    """Whether ``array`` is a view of a memory-mapped file (np.load(..., mmap_mode="r"), np.memmap)."""
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+class ArrayRows:
+    """Rows of an array that stays where it is — typically a memory-mapped file larger than memory — served
+    a batch at a time: the batch's rows are read (in file order, then put back in the batch's order),
+    ``transform`` maps them to float32 model units, and only that batch is ever held in memory. Indexed
+    like a tensor (``rows[idx]`` with a tensor of positions, ``rows[a:b]``, ``len``); ``rows`` selects
+    and orders the array's rows (a training or validation split) without copying anything.
+
+    Each read checks that the file still has the size it had when training started: a file that is
+    rewritten or truncated under a running job is an error, not a crash or silent garbage."""
+
+    def __init__(self, array, transform: Callable[[np.ndarray], np.ndarray], rows: np.ndarray | None = None,
+                 device: torch.device | str = "cpu"):
+        self.array, self.transform = array, transform
+        self.rows = np.arange(len(array), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.device = torch.device(device)
+        self.shape = (len(self.rows), *array.shape[1:])
+        self.file = backing_file(array)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        if isinstance(idx, torch.Tensor):
+            idx = idx.cpu().numpy()
+        chosen = self.rows[idx]
+        if self.file is not None:
+            self._check_file()
+        order = np.argsort(chosen, kind="stable")
+        block = np.empty((len(chosen), *self.array.shape[1:]), dtype=self.array.dtype)
+        block[order] = self.array[chosen[order]]  # sequential reads of the file, then the batch's own order
+        return torch.from_numpy(np.ascontiguousarray(self.transform(block), dtype=np.float32)).to(self.device)
+
+    def _check_file(self) -> None:
+        path, size = self.file
+        try:
+            now = os.stat(path).st_size
+        except OSError as exc:
+            raise DataChangedError(f"the data file {path} went away during training ({exc.strerror}); restore it and resume "
+                                    "the run.") from None
+        if now != size:
+            raise DataChangedError(f"the data file {path} changed size during training ({size} bytes, now {now}); a file "
+                                    "being trained on must not be rewritten. Restore it (the run keeps its checkpoints) and resume.")
+
+    def to(self, device) -> ArrayRows:
+        moved = ArrayRows.__new__(ArrayRows)
+        moved.__dict__.update(self.__dict__, device=torch.device(device))
+        return moved
 
 
 class SparseRows:
@@ -38,10 +112,11 @@ class SparseRows:
 
 
 class TensorData(NamedTuple):
-    """A data set in model units: x (n, ...) and y (n, ...) or None, as tensors (the whole set) or
-    :class:`SparseRows` (served a batch at a time as a sparse batch)."""
+    """A data set in model units: x (n, ...) and y (n, ...) or None, as tensors (the whole set),
+    :class:`SparseRows` (served a batch at a time as a sparse batch) or :class:`ArrayRows` (read from
+    disk a batch at a time)."""
 
-    x: torch.Tensor | SparseRows
+    x: torch.Tensor | SparseRows | ArrayRows
     y: torch.Tensor | SparseRows | None = None
 
 
