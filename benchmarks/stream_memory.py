@@ -111,7 +111,8 @@ def main() -> None:
             for how in speeds:
                 speeds[how].append(_throughput(small, how))
         med = {how: statistics.median(v) for how, v in speeds.items()}
-        print(f"throughput ({args.fit_rows} x {D}, samples/s, epoch 2): " + json.dumps({k: [round(x) for x in v] for k, v in speeds.items()}))
+        rounded = {k: [round(x) for x in v] for k, v in speeds.items()}
+        print(f"throughput ({args.fit_rows} x {D}, samples/s, epoch 2): " + json.dumps(rounded))
         print(f"mapped / in-memory = {med['mapped'] / med['memory']:.3f} (medians {med['mapped']:.0f} / {med['memory']:.0f})")
 
 

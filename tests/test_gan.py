@@ -213,3 +213,11 @@ def test_a_diverging_run_warns_and_a_healthy_one_does_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GAN(epochs=6, batch_size=100, random_state=0).fit(x)
+
+
+def test_a_gradient_penalty_critic_validates_under_no_grad(digits):
+    """The validation pass runs without autograd; the penalty still needs the critic's input gradient."""
+    X = digits[0][:200]
+    est = GAN(hidden=(32,), loss="wasserstein", penalty="gp", epochs=1, batch_size=50, validation_fraction=0.25,
+              random_state=0).fit(X)
+    assert est.history_[-1]["val_gradient_penalty"] > 0

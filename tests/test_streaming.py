@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +119,22 @@ def test_a_data_file_that_changes_size_mid_run_is_one_line_and_the_checkpoints_s
     assert (tmp_path / "run" / "checkpoints" / "manifest.json").exists()  # the run is kept, resumable once restored
     assert json.loads(metrics.read_text().splitlines()[0])["epoch"] == 1
     assert os.path.getsize(tmp_path / "d.npy") > 0
+
+
+def test_a_streamed_run_resumes_inside_an_epoch_to_the_same_weights(digit_bytes, tmp_path):
+    from genlab.training.checkpoint import MANIFEST, list_checkpoints
+
+    np.save(tmp_path / "d.npy", digit_bytes[:300])
+    mapped = np.load(tmp_path / "d.npy", mmap_mode="r")
+    make = lambda: genlab.VAE(4, hidden=(32,), batch_size=64, epochs=3, checkpoint_steps=2, random_state=3)  # noqa: E731
+    straight = make().fit(mapped, run_dir=tmp_path / "straight")
+    make().fit(mapped, run_dir=tmp_path / "inside")
+    ckpts = tmp_path / "inside" / "checkpoints"
+    names = list_checkpoints(ckpts)
+    inside_epoch = [n for n in names if int(n[5:14]) % 5][-1]  # 5 steps per epoch: a checkpoint between epoch ends
+    for later in names[names.index(inside_epoch) + 1:]:
+        (ckpts / later).unlink()
+    (ckpts / MANIFEST).write_text(json.dumps({"complete": names[:names.index(inside_epoch) + 1]}))
+    resumed = make().fit(mapped, run_dir=tmp_path / "inside", resume=True)
+    sa, sb = straight.module_.state_dict(), resumed.module_.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .cli import Parser, _add_param, _formatter
 from .errors import InvalidInputError
-from .training import distributed
 from .estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
 from .estimators.recommend import MULTVAE_PARAMS
+from .training import distributed
 
 MODEL_PARAMS = {"multvae": MULTVAE_PARAMS, "multdae": MULTVAE_PARAMS, "ease": EASE_PARAMS}
 SET_BY_RUN = ("verbose", "validation_users")  # set by --quiet and --heldout-users

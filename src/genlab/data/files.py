@@ -146,7 +146,7 @@ def _map_stored_member(path: Path, info: zipfile.ZipInfo, where: str) -> np.ndar
         shape, fortran, dtype = read_header(f, max_header_size=2**16)
         offset = f.tell()
     if dtype.hasobject:
-        raise DataError(f"{where} holds Python objects; genlab reads numeric arrays only (no pickle).")
+        raise DataError(f"cannot read {path} as a .npz archive of numeric arrays, without pickle ({where} holds Python objects).")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 

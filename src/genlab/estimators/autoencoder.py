@@ -14,7 +14,7 @@ from .._validation import check_array, resolve_seed
 from ..errors import InvalidInputError
 from ..models import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
 from ..models.losses import RECONSTRUCTION_LOSSES
-from ..training import resolve_device, write_metrics
+from ..training import distributed, resolve_device, write_metrics
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 AE_PARAMS: dict[str, Param] = {
@@ -33,6 +33,11 @@ AE_PARAMS: dict[str, Param] = {
     **TRAINING_PARAMS,
 }
 DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (), "linear": ()}
+
+
+def _whole(x) -> torch.Tensor:
+    """Every row as one tensor (rows read from a mapped file are read here)."""
+    return x if torch.is_tensor(x) else x[0:len(x)]
 
 
 @with_training_doc
@@ -128,17 +133,18 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
             self.__dict__.pop(name, None)
         if not self._closed_form():
             return super()._fit_module(module, train_data, val_data, run_dir, resume)
-        solution = pca_closed_form(train_data.x, self.latent_dim)
+        x = _whole(train_data.x)  # the SVD needs every row
+        solution = pca_closed_form(x, self.latent_dim)
         set_linear_autoencoder(module, solution)
         module.to(resolve_device(self.device))
         self.components_ = solution.components.float().numpy()
         self.explained_variance_ = solution.explained_variance.float().numpy()
         self.mean_ = solution.mean.float().numpy()
         self.best_epoch_, self.stopped_early_ = 0, False
-        record = {"epoch": 0, "step": 0, "loss": self._mean_loss(train_data.x, module)}
+        record = {"epoch": 0, "step": 0, "loss": self._mean_loss(x, module)}
         if val_data is not None:
-            record["val_loss"] = self._mean_loss(val_data.x, module)
-        if run_dir is not None:
+            record["val_loss"] = self._mean_loss(_whole(val_data.x), module)
+        if run_dir is not None and distributed.current().main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_metrics(run_dir, [record])
         return [record]
