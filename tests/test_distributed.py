@@ -20,7 +20,7 @@ from genlab.training.checkpoint import list_checkpoints
 
 HERE = Path(__file__).parent
 FAMILY_SCRIPT = HERE / "distributed" / "families.py"
-ALL = ("ae", "ae_conv", "vae", "vae_aggressive", "cvae", "gan", "dcgan", "multvae")
+ALL = ("ae", "ae_mapped", "ae_conv", "vae", "vae_aggressive", "cvae", "gan", "dcgan", "multvae")
 
 
 def _torchrun(*args, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -58,6 +58,8 @@ def test_two_processes_train_the_same_autoencoder_as_one_with_the_same_global_ba
     history = json.loads((two_process_models / "ae.json").read_text())["history"]
     assert [r["loss"] for r in history] == pytest.approx([r["loss"] for r in one.history_], rel=1e-4)
     assert [r["val_loss"] for r in history] == pytest.approx([r["val_loss"] for r in one.history_], rel=1e-4)
+    mapped = load_file(two_process_models / "ae_mapped.safetensors")  # each rank reading its rows from a mapped file
+    assert all(torch.equal(mapped[k], two[k]) for k in two)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -138,3 +138,51 @@ def test_a_streamed_run_resumes_inside_an_epoch_to_the_same_weights(digit_bytes,
     resumed = make().fit(mapped, run_dir=tmp_path / "inside", resume=True)
     sa, sb = straight.module_.state_dict(), resumed.module_.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture
+def digit_folder(tmp_path, digit_bytes):
+    from PIL import Image
+
+    labels = np.arange(len(digit_bytes)) % 10
+    for i in range(300):
+        folder = tmp_path / "imgs" / str(labels[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digit_bytes[i, 0]).save(folder / f"{i:04d}.png")
+    return tmp_path / "imgs"
+
+
+def test_a_large_image_folder_is_decoded_a_batch_at_a_time(digit_folder, monkeypatch):
+    from genlab.data import files
+
+    eager, y_eager = read_path(digit_folder)
+    monkeypatch.setattr(files, "STREAM_IMAGES_ABOVE", 0)  # every folder counts as large
+    lazy, y_lazy = read_path(digit_folder)
+    assert isinstance(lazy, files.ImageFiles) and is_file_backed(lazy) and not is_file_backed(eager)
+    assert lazy.shape == eager.shape and np.array_equal(y_lazy, y_eager)
+    assert np.array_equal(lazy[[5, 2, 7]], eager[[5, 2, 7]]) and np.array_equal(np.asarray(lazy), eager)
+    kw = dict(arch="conv", epochs=2, random_state=0, device="cpu")
+    a, b = genlab.Autoencoder(**kw).fit(eager), genlab.Autoencoder(**kw).fit(lazy)
+    sa, sb = a.module_.state_dict(), b.module_.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_streamed_folder_runs_through_the_command_and_refuses_files_that_change(digit_folder, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from genlab.cli import main
+    from genlab.data import files
+    from genlab.errors import DataChangedError
+
+    monkeypatch.setattr(files, "STREAM_IMAGES_ABOVE", 0)
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--data", str(digit_folder), "--epochs", "1", "--latent-dim", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
+    assert {"model.json", "reconstructions.png", "latent_scatter.png"} <= {p.name for p in out.iterdir()}
+    images, _ = read_path(digit_folder)
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(images.files[3])  # replaced under a (would-be) running job
+    with pytest.raises(DataChangedError, match="changed during training"):
+        images[[1, 3]]
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(digit_folder / "0" / "zzz.png")
+    with pytest.raises(files.DataError, match="all images must have the same size"):
+        read_path(digit_folder)  # headers are checked when the folder is opened, before anything trains

@@ -22,6 +22,10 @@ def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = 
     """
     if hasattr(X, "toarray"):  # scipy.sparse
         raise InvalidInputError(f"{name} is a sparse matrix; this estimator needs a dense array (X.toarray()).")
+    if getattr(X, "genlab_streamed", False) and expected_shape is None:  # read on demand (an image folder): kept as it is
+        if X.ndim != 4 or X.dtype != np.uint8 or len(X) == 0:
+            raise InvalidInputError(f"{name} streams {X.dtype} rows of shape {X.shape}; expected uint8 images (n, c, h, w).")
+        return X
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged nested lists

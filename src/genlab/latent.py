@@ -388,7 +388,7 @@ def write_latent_figures(est, X, y, run_dir, *, n_pairs: int = 4, n_steps: int =
     k = _check_model(est)
     run_dir = Path(run_dir)
     name = type(est).__name__
-    X = np.asarray(X)
+    X = X if getattr(X, "genlab_streamed", False) else np.asarray(X)  # rows read on demand: only the picked ones are read
     conditional = _is_conditional(est)
     if conditional and y is None:
         raise InvalidInputError(f"this {name} is conditional: its latent figures need the labels y of X.")

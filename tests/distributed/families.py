@@ -3,6 +3,7 @@ API; rank 0 writes each model's weights (and every rank's checksum of them) to O
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,18 @@ digits = load_digits()
 X, y = digits.data[:384].astype(np.float32), digits.target[:384]
 images = X.reshape(-1, 1, 8, 8)
 common = {"epochs": 2, "random_state": 0, "device": "cpu", "validation_fraction": 0.25}
+
+
+def _mapped(array: np.ndarray) -> np.ndarray:
+    """``array`` as a memory-mapped .npy of this process's own: the streamed path (rows read a batch at a time)."""
+    path = Path(tempfile.mkdtemp()) / "x.npy"
+    np.save(path, array)
+    return np.load(path, mmap_mode="r")
+
+
 MODELS = {
     "ae": lambda: genlab.Autoencoder(batch_size=64, **common).fit(X),
+    "ae_mapped": lambda: genlab.Autoencoder(batch_size=64, **common).fit(_mapped(X)),
     "ae_conv": lambda: genlab.Autoencoder(arch="conv", batch_size=64, latent_dim=4, **common).fit(images),
     "vae": lambda: genlab.VAE(batch_size=64, latent_dim=4, **common).fit(X),
     "vae_aggressive": lambda: genlab.VAE(batch_size=64, latent_dim=4, training="aggressive", **common).fit(X),

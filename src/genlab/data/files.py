@@ -27,6 +27,10 @@ MAX_DECOMPRESSED_BYTES = 2 * 1024**3
 _FLOAT32_MAX = np.finfo(np.float32).max  # a float32 scalar, so float16 data compares in float32 too
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# An image folder whose pixels (uint8) exceed this many bytes is decoded a batch at a time while training
+# (:class:`ImageFiles`) instead of into memory when it is read.
+STREAM_IMAGES_ABOVE = 2**30
+_IMAGE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")  # 8-bit modes Pillow converts to L or RGB
 SUPPORTED_FORMATS = (
     ".npy, .npz, .csv/.tsv/.txt, MNIST IDX (*-images-idx3-ubyte[.gz]) "
     "and folders of PNG/JPEG/BMP/GIF images (one sub-folder per class)"
@@ -450,12 +454,13 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
         files, labels = entries, None
     if not files:
         raise DataError(f"{folder} is empty: put images in it (or one sub-folder of images per class).")
-    images, size = [], None
+    size, channels = _probe_images(files)
+    if len(files) * channels * size[0] * size[1] > STREAM_IMAGES_ABOVE:
+        return ImageFiles(files, channels, size), labels  # decoded a batch at a time, while training
+    images = []
     for p in files:
         pixels = _read_image(p)
-        if size is None:
-            size = pixels.shape[:2]
-        elif pixels.shape[:2] != size:
+        if pixels.shape[:2] != size:
             raise DataError(
                 f"{p} is {pixels.shape[1]}x{pixels.shape[0]} but {files[0]} is {size[1]}x{size[0]} (width x height): "
                 "all images must have the same size; resize them first."
@@ -466,6 +471,94 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     # grayscale -> RGB by repeating the channel, exactly what Pillow's convert("RGB") does
     rgb = [np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels for pixels in images]
     return np.stack(rgb).transpose(0, 3, 1, 2), labels  # (n, h, w, c) -> (n, c, h, w)
+
+
+def _probe_images(files: list[Path]) -> tuple[tuple[int, int], int]:
+    """(height, width) and channels (1: every image grayscale, else 3) from each file's header alone, checking
+    that every file is an image of the first one's size; the pixels are not decoded here."""
+    from PIL import Image, UnidentifiedImageError
+
+    size, gray = None, True
+    for p in files:
+        if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{p} is not an image file: an image folder may only hold PNG/JPEG/BMP/GIF files.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # as _read_image: refused, not warned
+                with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
+                    shape, mode = (img.height, img.width), img.mode
+        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError,
+                ValueError, TypeError, EOFError) as err:
+            raise DataError(f"{p} is not a readable PNG/JPEG/BMP/GIF image ({err}); re-export or remove it.") from err
+        if mode not in _IMAGE_MODES:
+            raise DataError(f"{p} has pixel mode {mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
+        if size is None:
+            size = shape
+        elif shape != size:
+            raise DataError(f"{p} is {shape[1]}x{shape[0]} but {files[0]} is {size[1]}x{size[0]} (width x height): "
+                            "all images must have the same size; resize them first.")
+        gray = gray and mode in ("1", "L", "LA")
+    return size, 1 if gray else 3
+
+
+class ImageFiles:
+    """A folder's images as a read-only uint8 array of shape (n, c, h, w) that decodes on demand:
+    ``images[idx]`` decodes only those files, on a few threads, and returns them in ``idx``'s order, so a
+    folder larger than memory trains a batch at a time (``np.asarray(images)`` decodes them all). Every
+    header was checked when the folder was opened; a file whose pixels turn out unreadable, or that was
+    replaced by one of another size, stops training with one line (its checkpoints are kept)."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+    genlab_streamed = True  # the estimators train on it a batch at a time instead of copying it
+
+    def __init__(self, files: list[Path], channels: int, size: tuple[int, int]):
+        self.files = list(files)
+        self.shape = (len(self.files), channels, *size)
+        self.nbytes = math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _decode(self, p: Path) -> np.ndarray:
+        from ..errors import DataChangedError
+
+        try:
+            pixels = _read_image(p)
+        except DataError as err:
+            raise DataChangedError(f"{err} (found while training: the folder's files must not change under a run)") from None
+        if pixels.shape[:2] != self.shape[2:]:
+            raise DataChangedError(f"{p} is now {pixels.shape[1]}x{pixels.shape[0]}, not {self.shape[3]}x{self.shape[2]}: the "
+                                   "folder's images changed during training; restore them and resume.")
+        if self.shape[1] == 1:
+            return pixels[None]
+        return (np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels).transpose(2, 0, 1)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        if isinstance(idx, (int, np.integer)):
+            return self._decode(self.files[idx])
+        picks = range(len(self))[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.empty((len(picks), *self.shape[1:]), dtype=np.uint8)
+        for i, pixels in enumerate(_decoder().map(self._decode, [self.files[j] for j in picks])):  # in order
+            out[i] = pixels
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+
+_POOL = None
+
+
+def _decoder():
+    """The threads that decode images (Pillow releases the GIL while it decodes)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="genlab-decode")
+    return _POOL
 
 
 def _read_image(p: Path) -> np.ndarray:
@@ -479,7 +572,7 @@ def _read_image(p: Path) -> np.ndarray:
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those (possible decompression bombs) too
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
-                if img.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"):
+                if img.mode not in _IMAGE_MODES:
                     raise DataError(f"{p} has pixel mode {img.mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
                 return np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
     except DataError:

@@ -36,7 +36,7 @@ class Scaling:
             return cls(tgt[0], tgt[1], tgt)
         if X.dtype == np.uint8 and mode == "auto":
             return cls(0.0, 255.0, tgt)
-        lo, hi = float(X.min()), float(X.max())
+        lo, hi = _min_max(X)
         if mode == "auto":
             if target is None:
                 return cls(tgt[0], tgt[1], tgt)
@@ -78,3 +78,14 @@ class Scaling:
 
 
 __all__ = ["Scaling", "ScalingMode"]
+
+
+def _min_max(X) -> tuple[float, float]:
+    """Global min and max; an array-like read on demand (an image folder) is read in blocks."""
+    if isinstance(X, np.ndarray):
+        return float(X.min()), float(X.max())
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(X), 4096):
+        block = X[start:start + 4096]
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    return lo, hi

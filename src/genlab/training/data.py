@@ -28,7 +28,10 @@ def backing_file(array) -> tuple[str, int] | None:
 
 
 def is_file_backed(array) -> bool:
-    """Whether ``array`` is a view of a memory-mapped file (np.load(..., mmap_mode="r"), np.memmap)."""
+    """Whether ``array`` lives on disk: a view of a memory-mapped file (np.load(..., mmap_mode="r"), np.memmap)
+    or an array-like that reads its rows on demand (``genlab_streamed``, e.g. a large image folder)."""
+    if getattr(array, "genlab_streamed", False):
+        return True
     while array is not None:
         if isinstance(array, (np.memmap, mmap.mmap)):
             return True
