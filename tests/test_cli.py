@@ -234,6 +234,12 @@ def test_interpolate_and_traverse(tmp_path, capsys):
                        "--npy", tmp_path / "t.npy")
     assert code == 0, err
     assert np.load(tmp_path / "t.npy").shape == (1, 9, 1, 8, 8)
+    # any number of steps sweeps the same range, the code distribution's mean ± 3σ (it was -3..3 unless steps was 9)
+    code, _, err = run(capsys, "traverse", out, "--data", "digits", "--index", "3", "--dim", "1", "--steps", "5",
+                       "--out", tmp_path / "t5.png", "--npy", tmp_path / "t5.npy")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "t5.npy")[0], genlab.latent.traverse(model, X[3], 1, steps=5), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "t5.npy")[0, [0, 2, 4]], np.load(tmp_path / "t.npy")[0, [0, 4, 8]], atol=1e-5)
     assert_user_error(*run(capsys, "traverse", out, "--data", "digits", "--index", "9999", "--out", tmp_path / "u.png")[::2],
                       "out of range")
     assert_user_error(*run(capsys, "interpolate", out, "--data", "digits", "--index", "0", "1", "--out", tmp_path / "i.png")[::2],

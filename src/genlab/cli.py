@@ -303,8 +303,7 @@ def _cmd_traverse(args) -> int:
     est, X, y = _latent_inputs(args)
     dims = args.dim if args.dim is not None else list(range(min(est.latent_dim, 10)))
     cond = {} if y is None else {"y": y[args.index]}
-    values = None if args.steps == 9 else np.linspace(-3, 3, args.steps)
-    grid = np.stack([latent.traverse(est, X[args.index], d, values=values, **cond) for d in dims])
+    grid = np.stack([latent.traverse(est, X[args.index], d, steps=args.steps, **cond) for d in dims])  # mean ± 3σ of the codes
     plots.save_traversal(args.out, est.scaling_.forward(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape),
                          title=f"traversal of row {args.index}", row_labels=[f"z{d}" for d in dims])
     if args.npy:

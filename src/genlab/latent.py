@@ -216,7 +216,7 @@ def interpolate(est, x0, x1, n_steps: int = 8, method: str = "linear", y0=None, 
     return _decode(est, path, labels)
 
 
-def traverse(est, x, dim: int, values=None, y=None) -> np.ndarray:
+def traverse(est, x, dim: int, values=None, y=None, *, steps: int = 9) -> np.ndarray:
     """Set one coordinate of x's code to each of ``values`` and decode.
 
     Parameters
@@ -226,11 +226,13 @@ def traverse(est, x, dim: int, values=None, y=None) -> np.ndarray:
     dim : int
         The latent coordinate, 0 <= dim < latent_dim.
     values : array of shape (m,), optional
-        Values of z[dim], in code units. Default: ±3 standard deviations of the code distribution in 9
-        steps, i.e. ``np.linspace(-3, 3, 9)`` for a VAE (prior N(0, I)); for an Autoencoder, the mean
-        ± 3 standard deviations of its fitted code distribution along ``dim``.
+        Values of z[dim], in code units. Default: ±3 standard deviations of the code distribution in
+        ``steps`` steps, i.e. ``np.linspace(-3, 3, steps)`` for a VAE (prior N(0, I)); for an Autoencoder,
+        the mean ± 3 standard deviations of its fitted code distribution along ``dim``.
     y : int, optional
         The class label of x, for conditional models only.
+    steps : int, default 9
+        How many values the default sweep takes (ignored when ``values`` is given).
 
     Returns
     -------
@@ -241,7 +243,7 @@ def traverse(est, x, dim: int, values=None, y=None) -> np.ndarray:
         raise InvalidInputError(f"dim must be an integer in 0..{k - 1} (this model has latent_dim={k}); got {dim!r}.")
     if values is None:
         mean, std = _code_distribution(est, k)
-        values = mean[dim] + std[dim] * TRAVERSAL_SIGMAS
+        values = mean[dim] + std[dim] * np.linspace(-3.0, 3.0, _check_steps(steps))
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
         raise InvalidInputError(f"values must be a non-empty 1-D array of finite numbers; got shape {values.shape}.")
