@@ -149,3 +149,13 @@ def test_validation_users_without_held_out_items_are_not_ranked(planted):
     scores[fold_in[ranked].nonzero()] = -np.inf
     expected = float(np.mean(ndcg_at_k(scores, heldout[ranked], 100)))  # the mean over the users that can be ranked
     assert model.history_[model.best_epoch_ - 1]["val_ndcg_at_100"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_popularity_is_a_scikit_learn_estimator(planted):
+    from sklearn.base import clone
+
+    train, test = planted
+    fitted = Popularity().fit(train)
+    copy = clone(fitted)  # parameters only, no fitted state
+    assert copy.get_params() == {} and not hasattr(copy, "item_counts_")
+    assert (copy.fit(train).recommend(test[:5], n=10) == fitted.recommend(test[:5], n=10)).all()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.base import BaseEstimator
 
 from .._params import ENGINE_DEFAULTS, TRAINING_PARAMS, Param, check_params
 from .._validation import resolve_seed
@@ -115,8 +116,9 @@ def ranking_metrics(item_scores, fold_in: sparse.csr_matrix, heldout: sparse.csr
     return {name: float(np.nanmean(np.concatenate(v))) for name, v in per_user.items()}
 
 
-class Popularity(RecommenderMixin):
-    """Baseline: recommends the items most users interacted with, the same list for everyone."""
+class Popularity(RecommenderMixin, BaseEstimator):
+    """Baseline: recommends the items most users interacted with, the same list for everyone. A scikit-learn
+    estimator without parameters (``clone``, ``get_params``)."""
 
     def fit(self, X, y=None):
         X = check_interactions(X)
