@@ -50,6 +50,8 @@ def test_encode_reconstruct_sample(trained_run, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "s.npz")["X"], model.sample(10, random_state=1))
     code, _, err = run(capsys, "sample", trained_run, "-n", "10", "--out", tmp_path / "s.npz")
     assert_user_error(code, err, "already exists")
+    code, _, err = run(capsys, "sample", trained_run, "-n", "10", "--draw", "--out", tmp_path / "d.npz")  # an autoencoder
+    assert_user_error(code, err, "defines no likelihood")
 
 
 def test_refuses_to_overwrite_and_overwrite_keeps_old_run_on_failure(trained_run, tmp_path, capsys):
@@ -230,6 +232,10 @@ def test_interpolate_and_traverse(tmp_path, capsys):
                        "--out", tmp_path / "i.png", "--npy", tmp_path / "i.npy")
     assert code == 0, err
     np.testing.assert_allclose(np.load(tmp_path / "i.npy"), genlab.latent.interpolate(model, X[0], X[7], n_steps=5), atol=1e-6)
+    code, _, err = run(capsys, "sample", out, "-n", "50", "--seed", "2", "--draw", "--out", tmp_path / "d.npy")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), model.sample(50, random_state=2, mean=False))
+    assert set(np.unique(np.load(tmp_path / "d.npy"))) == {0.0, 1.0}  # Bernoulli pixels, in the data's units
     code, _, err = run(capsys, "traverse", out, "--data", "digits", "--index", "3", "--dim", "1", "--out", tmp_path / "t.png",
                        "--npy", tmp_path / "t.npy")
     assert code == 0, err

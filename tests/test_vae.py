@@ -193,3 +193,31 @@ def test_pairwise_log_normal_matches_broadcasting():
     z, mu, logvar = torch.randn(7, 3, generator=g), torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
     torch.testing.assert_close(log_normal_pairwise(z, mu, logvar), log_normal(z[:, None, :], mu[None], logvar[None]),
                                rtol=1e-5, atol=1e-4)
+
+
+def test_sampling_from_the_likelihood_draws_binary_pixels_around_the_mean(fitted):
+    vae, _ = fitted  # Bernoulli decoder; digits in [0, 1]
+    means = vae.sample(4000, random_state=0)
+    draws = vae.sample(4000, random_state=0, mean=False)  # the same z, then x ~ Bernoulli(mean)
+    assert set(np.unique(draws)) <= {0.0, 1.0} and len(np.unique(draws)) == 2
+    np.testing.assert_allclose(draws.mean(axis=0), means.mean(axis=0), atol=0.04)  # per pixel: 4000 draws, sd <= 0.008
+    assert np.array_equal(draws, vae.sample(4000, random_state=0, mean=False))  # seeded
+    assert not np.array_equal(draws, vae.sample(4000, random_state=1, mean=False))
+
+
+def test_sampling_from_a_gaussian_likelihood_adds_its_variance(digits):
+    X, _ = digits
+    vae = VAE(latent_dim=4, likelihood="gaussian", sigma2=0.02, epochs=3, random_state=0).fit(X[:400])
+    noise = vae.sample(3000, random_state=0, mean=False) - vae.sample(3000, random_state=0)
+    scale = vae.scaling_._factor()  # model units -> user units divide by it
+    assert noise.var() * scale**2 == pytest.approx(0.02, rel=0.03)
+    assert abs(noise.mean()) < 0.01
+
+
+@pytest.mark.parametrize("make", [lambda: genlab.Autoencoder(epochs=1, random_state=0), lambda: genlab.GAN(epochs=1, random_state=0)])
+def test_models_without_a_likelihood_refuse_to_draw_from_it(digits, make):
+    est = make().fit(digits[0][:200])
+    with pytest.raises(InvalidInputError, match="defines no likelihood"):
+        est.sample(4, mean=False)
+    with pytest.raises(InvalidInputError, match="mean must be True"):
+        est.sample(4, mean="no")

@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help=".npy, .npz or .csv")
     p.add_argument("--png", metavar="FILE.png")
     p.add_argument("--label", type=int, default=None, help="conditional models: generate this class (default: cycle classes)")
+    p.add_argument("--draw", action="store_true",
+                   help="VAE: draw x ~ p(x|z) (binary pixels for Bernoulli, mean + noise for Gaussian) instead of its mean")
     p.add_argument("--overwrite", action="store_true")
 
     from .cli_evaluate import add_evaluation
@@ -255,7 +257,7 @@ def _cmd_sample(args) -> int:
         raise InvalidInputError(f"-n must be a positive number of samples; got {args.n_samples}.")
     est = open_run(args.run)
     labels = {} if args.label is None else label_kwargs(est, args.label)
-    out = est.sample(args.n_samples, random_state=args.seed, **labels)
+    out = est.sample(args.n_samples, random_state=args.seed, mean=not args.draw, **labels)
     write_array(args.out, out, overwrite=args.overwrite)
     if args.png:
         from . import plots

@@ -185,13 +185,15 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         x = _as_tensor(self._check_X(X))
         return -self._mean_loss(x)
 
-    def sample(self, n_samples: int = 1, *, random_state=None) -> np.ndarray:
+    def sample(self, n_samples: int = 1, *, random_state=None, mean: bool = True) -> np.ndarray:
         """Draw codes from the Gaussian mixture fitted to the training codes and decode them.
 
         This is *not* a generative model in the VAE/GAN sense: the autoencoder defines no
-        distribution, so the samples are only as good as a Gaussian (mixture) fit of the codes.
+        distribution, so the samples are only as good as a Gaussian (mixture) fit of the codes, and
+        ``mean=False`` (draw from p(x|z)) is refused: there is no p(x|z).
         """
         n_samples = self._check_n_samples(n_samples)
+        self._check_mean(mean)
         rng = np.random.default_rng(resolve_seed(random_state))
         comps = rng.choice(len(self.code_weights_), size=n_samples, p=self.code_weights_ / self.code_weights_.sum())
         chol = np.linalg.cholesky(self.code_covariances_.astype(np.float64))  # (m, k, k)

@@ -52,6 +52,7 @@ class GenerativeEstimator(BaseEstimator):
 
     _params: ClassVar[dict[str, Param]] = {}
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
+    _has_likelihood: ClassVar[bool] = False  # a decoder distribution p(x|z) that sample(mean=False) draws from
 
     def _keep_engine_options(self, given: dict[str, Any]) -> None:
         """Store the training-engine options among an ``__init__``'s arguments (``locals()``) as they are,
@@ -156,6 +157,16 @@ class GenerativeEstimator(BaseEstimator):
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}.")
         return int(n_samples)
+
+    def _check_mean(self, mean) -> bool:
+        """``sample(mean=...)``: True gives the decoder's mean; False draws x ~ p(x|z), which only a model with
+        a likelihood (a VAE) defines."""
+        if not isinstance(mean, (bool, np.bool_)):
+            raise InvalidInputError(f"mean must be True (the decoder's mean) or False (draw from p(x|z)); got {mean!r}.")
+        if not mean and not self._has_likelihood:
+            raise InvalidInputError(f"a {type(self).__name__} defines no likelihood p(x|z), so sample(mean=False) has nothing to draw "
+                                    "from; only a VAE does.")
+        return bool(mean)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):

@@ -231,10 +231,12 @@ class GAN(GenerativeEstimator):
             raise InvalidInputError(f"label {y.max()} is out of range: this GAN was fitted on classes 0..{self.n_classes_ - 1}.")
         return torch.from_numpy(y).to(self._device())
 
-    def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None, mean: bool = True) -> np.ndarray:
         """G(z) for z from the prior: (n, *input_shape) in the user's units. Conditional GANs generate
-        class ``y`` (an int or n labels); without ``y`` they cycle through the classes."""
+        class ``y`` (an int or n labels); without ``y`` they cycle through the classes. G is deterministic
+        given z (no p(x|z)), so ``mean=False`` is refused."""
         n_samples = self._check_n_samples(n_samples)
+        self._check_mean(mean)
         labels = self._class_labels(y, n_samples)
         gen = torch.Generator(device=self._device()).manual_seed(resolve_seed(random_state))
         self.module_.eval()

@@ -76,6 +76,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
     """
 
     _params = VAE_PARAMS
+    _has_likelihood = True
 
     def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu", likelihood="bernoulli",
                  variance="fixed", sigma2=1.0, beta=1.0, kl_warmup=0, free_bits=0.0, n_mc=1, conditional=False,
@@ -186,18 +187,29 @@ class VAE(TransformerMixin, GenerativeEstimator):
         """Decoded posterior means: Ψ(E_q[z|x]), same shape and units as ``X``."""
         return self.inverse_transform(self.transform(X, y), y)
 
-    def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
-        """Draw z ~ N(0, I) and return the mean of p(x|z) (n, *input_shape), user units.
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None, mean: bool = True) -> np.ndarray:
+        """Draw z ~ N(0, I) and return the mean of p(x|z) (n, *input_shape), user units; with
+        ``mean=False``, draw x ~ p(x|z) itself: binary pixels (0 or the top of the data's range) for a
+        Bernoulli decoder, the mean plus Gaussian noise of the decoder's variance σ² for a Gaussian one.
 
         Conditional VAEs generate class ``y`` (an int or n labels); without ``y`` the classes are
         cycled 0, 1, …, C−1, 0, …
         """
         n_samples = self._check_n_samples(n_samples)
+        mean = self._check_mean(mean)
         if self.conditional and y is None:
             y = np.arange(n_samples) % self.n_classes_
         rng = np.random.default_rng(resolve_seed(random_state))
         z = rng.standard_normal((n_samples, self.latent_dim)).astype(np.float32)
-        return self.inverse_transform(z, y)
+        if mean:
+            return self.inverse_transform(z, y)
+        gen = torch.Generator(device=self._device()).manual_seed(int(rng.integers(2**62)))
+        zt = torch.from_numpy(z).to(self._device())
+        labels = self._labels(y, len(zt), for_encoder=False)
+        with torch.no_grad():
+            out = torch.cat([self.module_.eval().draw(zt[s:s + 1024], None if labels is None else labels[s:s + 1024], gen)
+                             for s in range(0, len(zt), 1024)])
+        return self.scaling_.inverse(out.cpu().numpy())
 
     # -- likelihoods and diagnostics --------------------------------------------------------------
     def _tensors(self, X, y):

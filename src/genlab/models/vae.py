@@ -129,6 +129,17 @@ class VAEModule(GenerativeModule):
             return torch.softmax(out.flatten(1), dim=1).reshape(out.shape)
         return out
 
+    def draw(self, z: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ p(x|z) in data space: binary pixels from a Bernoulli, the mean plus noise of the decoder's
+        variance from a Gaussian."""
+        out, logvar = self.decode_params(z, y)
+        if self.config.likelihood == "bernoulli":
+            return torch.bernoulli(torch.sigmoid(out), generator=generator)
+        if self.config.likelihood == "multinomial":
+            raise ValueError("a multinomial decoder draws counts for a given total; genlab's VAE draws Bernoulli or Gaussian x")
+        noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        return out + torch.exp(0.5 * logvar) * noise
+
     def negative_log_likelihood(self, x: torch.Tensor, out: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """−log p(x|z) per sample, nats, all constants included."""
         if self.config.likelihood == "bernoulli":
