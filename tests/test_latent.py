@@ -239,3 +239,27 @@ def test_plots_fall_back_for_vectors_and_any_code_size(tmp_path):
         plots.save_interpolation(tmp_path / "rgb.png", [rng.random((4, 3, 6, 6))], "colour images"),
     ]
     _check_pngs(paths, ["i.png", "t.png", "m.png", "s1.png", "s1i.png", "s5.png", "rgb.png"])
+
+
+def test_a_gan_interpolates_between_two_of_its_samples(digits):
+    X = digits[0][:300]
+    gan = genlab.GAN(hidden=(32,), latent_dim=6, epochs=1, random_state=0).fit(X)
+    z = gan.sample_codes(2, random_state=4)
+    assert z.shape == (2, 6) and np.array_equal(gan.generate(z), gan.sample(2, random_state=4))
+    for method in ("linear", "spherical"):
+        path = genlab.latent.interpolate_codes(gan, z[0], z[1], n_steps=5, method=method)
+        assert path.shape == (5, *X.shape[1:])
+        np.testing.assert_allclose(path[[0, -1]], gan.sample(2, random_state=4), atol=1e-6)
+    mid = genlab.latent.interpolate_codes(gan, z[0], z[1], n_steps=3)[1]
+    np.testing.assert_allclose(mid, gan.generate(((z[0] + z[1]) / 2)[None])[0], atol=1e-6)
+    with pytest.raises(InvalidInputError, match="latent_dim"):
+        genlab.latent.interpolate_codes(gan, z[0][:3], z[1])
+    with pytest.raises(InvalidInputError, match="a GAN has no encoder"):
+        genlab.latent.interpolate(gan, X[0], X[1])
+
+
+def test_interpolating_codes_of_an_encoder_model_decodes_them(ae, data):
+    X = data[0]
+    codes = ae.transform(X[:2])
+    np.testing.assert_allclose(genlab.latent.interpolate_codes(ae, codes[0], codes[1], n_steps=4),
+                               genlab.latent.interpolate(ae, X[0], X[1], n_steps=4), atol=1e-6)

@@ -77,7 +77,8 @@ def pages(runs):
 @pytest.mark.parametrize("name, sections", [
     ("ae", ["samples", "neighbours", "reconstructions", "latent", "metrics", "training", "configuration"]),
     ("vae", ["samples", "neighbours", "reconstructions", "latent", "metrics", "training", "configuration"]),
-    ("cgan", ["samples", "neighbours", "metrics", "training", "configuration"]),  # no encoder: no reconstructions, no codes
+    ("cgan", ["samples", "neighbours", "latent", "metrics", "training", "configuration"]),  # no encoder: no reconstructions;
+    # its latent section is the interpolation between its own samples' codes
     ("toy", ["samples", "reconstructions", "latent", "metrics", "configuration"]),  # 2-D points; closed form: no curves
 ])
 def test_each_family_gets_its_sections_and_no_others(pages, name, sections):

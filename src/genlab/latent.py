@@ -25,7 +25,7 @@ from scipy.stats import norm
 from . import plots
 from .errors import InvalidInputError
 
-__all__ = ["apply_attribute", "attribute_vector", "interpolate", "lerp", "manifold_grid", "slerp", "traverse",
+__all__ = ["apply_attribute", "attribute_vector", "interpolate", "interpolate_codes", "lerp", "manifold_grid", "slerp", "traverse",
            "write_latent_figures"]
 
 MAX_SCATTER = 2000
@@ -120,14 +120,18 @@ def _is_conditional(est) -> bool:
 def _check_model(est, *, encoder: bool = True) -> int:
     """The estimator's latent_dim; clear errors for unfitted models and models without the needed parts."""
     name = type(est).__name__
-    needed = ("transform", "inverse_transform") if encoder else ("inverse_transform",)
-    missing = [m for m in needed if not hasattr(est, m)]
-    if missing:
-        raise InvalidInputError(f"{name} has no {' or '.join(missing)}: this latent-space tool needs a model that "
-                                f"{'encodes and decodes' if encoder else 'decodes codes'} (an Autoencoder or a VAE).")
+    if encoder:
+        missing = [m for m in ("transform", "inverse_transform") if not hasattr(est, m)]
+        if missing:
+            raise InvalidInputError(f"{name} has no {' or '.join(missing)}: this latent-space tool needs a model that encodes "
+                                    "and decodes (an Autoencoder or a VAE; a GAN has no encoder: start from codes, "
+                                    "e.g. interpolate_codes(gan, *gan.sample_codes(2)))).")
+    elif not (hasattr(est, "inverse_transform") or hasattr(est, "generate")):
+        raise InvalidInputError(f"{name} has no inverse_transform or generate: this latent-space tool needs a model that "
+                                "decodes codes (an Autoencoder, a VAE or a GAN).")
     if not hasattr(est, "input_shape_"):
         raise InvalidInputError(f"This {name} is not fitted yet; call fit(X) first.")
-    return int(est.latent_dim)
+    return int(est.module_.config.latent_dim)
 
 
 def _one_sample(est, x, name: str) -> np.ndarray:
@@ -163,8 +167,10 @@ def _encode(est, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:
 
 
 def _decode(est, Z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """Codes -> data, user units: a decoder (Autoencoder, VAE) or a generator (GAN)."""
     Z = np.asarray(Z, dtype=np.float32)
-    return est.inverse_transform(Z, y) if _is_conditional(est) else est.inverse_transform(Z)
+    decode = est.generate if hasattr(est, "generate") else est.inverse_transform
+    return decode(Z, y) if _is_conditional(est) else decode(Z)
 
 
 def _code_distribution(est, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +219,37 @@ def interpolate(est, x0, x1, n_steps: int = 8, method: str = "linear", y0=None, 
     codes = _encode(est, x, None if l0 is None else np.array([l0, l1]))
     path = INTERPOLATIONS[method](codes[0], codes[1], n_steps)
     labels = None if l0 is None else np.where(np.linspace(0.0, 1.0, n_steps) < 0.5, l0, l1)
+    return _decode(est, path, labels)
+
+
+def interpolate_codes(est, z0, z1, n_steps: int = 8, method: str = "linear", y0=None, y1=None) -> np.ndarray:
+    """Decode the path between two codes: for a GAN (``z0, z1 = gan.sample_codes(2)``: between two of its
+    samples) as for an Autoencoder or a VAE.
+
+    Parameters
+    ----------
+    est : fitted Autoencoder, VAE or GAN
+    z0, z1 : array of shape (latent_dim,)
+    n_steps : int, >= 2
+    method : {"linear", "spherical"}
+        :func:`lerp`, or :func:`slerp` (which keeps a Gaussian code's norm typical along the way).
+    y0, y1 : int, optional
+        Class labels for conditional models (``y1`` defaults to ``y0``), as in :func:`interpolate`.
+
+    Returns
+    -------
+    ndarray of shape (n_steps, *input_shape), user units; rows 0 and -1 decode z0 and z1.
+    """
+    k = _check_model(est, encoder=False)
+    if method not in INTERPOLATIONS:
+        raise InvalidInputError(f"method must be one of {sorted(INTERPOLATIONS)}, got {method!r}.")
+    z0, z1 = (np.asarray(z, dtype=np.float64).reshape(-1) for z in (z0, z1))
+    if z0.shape != (k,) or z1.shape != (k,):
+        raise InvalidInputError(f"z0 and z1 must be codes of length {k} (this model's latent_dim); got {z0.shape} and {z1.shape}.")
+    l0 = _one_label(est, y0, "y0")
+    l1 = l0 if y1 is None else _one_label(est, y1, "y1")
+    path = INTERPOLATIONS[method](z0, z1, _check_steps(n_steps))
+    labels = None if l0 is None else np.where(np.linspace(0.0, 1.0, len(path)) < 0.5, l0, l1)
     return _decode(est, path, labels)
 
 
@@ -350,6 +387,28 @@ def apply_attribute(est, x, vector, scales=(0.0, 0.5, 1.0, 1.5, 2.0), y=None) ->
 
 
 # -- figures for a run directory ------------------------------------------------------------------
+def write_generator_interpolation(est, X, run_dir, *, n_pairs: int = 4, n_steps: int = 10) -> Path:
+    """``interpolation.png`` for a model with a generator and no encoder (a GAN): paths between the codes of
+    ``n_pairs`` pairs of its own samples (fixed seed), linear and spherical; a conditional GAN keeps one
+    class per row (0, 1, ...). ``X`` (user units) sets the display range."""
+    k = _check_model(est, encoder=False)
+    conditional = _is_conditional(est)
+    z = est.sample_codes(2 * n_pairs, random_state=0).reshape(n_pairs, 2, k)
+    to_model = est.scaling_.forward
+    rows, row_labels = [], []
+    for p in range(n_pairs):
+        labels = dict(y0=p % est.n_classes_) if conditional else {}
+        for method in ("linear", "spherical"):
+            rows.append(to_model(interpolate_codes(est, z[p, 0], z[p, 1], n_steps, method, **labels)))
+            row_labels.append(f"{p + 1} {method}")
+    shown = to_model(np.asarray(X[:256]))
+    background = shown if shown.ndim == 2 and shown.shape[1] == 2 else None
+    return plots.save_interpolation(Path(run_dir) / "interpolation.png", rows, row_labels=row_labels,
+                                    value_range=plots.display_range(shown), background=background,
+                                    title=f"{type(est).__name__}: interpolation between the codes of two samples"
+                                          + (f" (pair p: class p - 1, of 0..{est.n_classes_ - 1})" if conditional else ""))
+
+
 def _pairs(y: np.ndarray | None, n: int, n_pairs: int, same_class: bool, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Index pairs to interpolate between: different classes (or the same class for conditional models)."""
     classes = [] if y is None else [c for c in np.unique(y) if (y == c).sum() >= (2 if same_class else 1)]

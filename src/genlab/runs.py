@@ -269,6 +269,8 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None,
                                           value_range=plots.display_range(to_model(show))))
     if hasattr(est, "transform"):  # interpolation, traversal, code scatter, 2-D manifold
         written += latent.write_latent_figures(est, X, y, run_dir)
+    elif hasattr(est, "generate"):  # a GAN: interpolation between the codes of its own samples
+        written.append(latent.write_generator_interpolation(est, X, run_dir))
     curves = plots.save_training_curves(run_dir / "training_curves.png", est.history_, title=f"{name}: training")
     if curves is not None:
         written.append(curves)

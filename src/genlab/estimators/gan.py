@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.metaestimators import available_if
 
 from .._params import TRAINING_PARAMS, Param
-from .._validation import check_labels, resolve_seed
+from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import GANConfig, GANModule
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
@@ -235,15 +235,27 @@ class GAN(GenerativeEstimator):
         """G(z) for z from the prior: (n, *input_shape) in the user's units. Conditional GANs generate
         class ``y`` (an int or n labels); without ``y`` they cycle through the classes. G is deterministic
         given z (no p(x|z)), so ``mean=False`` is refused."""
-        n_samples = self._check_n_samples(n_samples)
         self._check_mean(mean)
-        labels = self._class_labels(y, n_samples)
+        return self.generate(self.sample_codes(n_samples, random_state=random_state), y)
+
+    def sample_codes(self, n_samples: int = 1, *, random_state=None) -> np.ndarray:
+        """z ~ the prior, (n, latent_dim) float32: ``generate(sample_codes(n, random_state=s))`` equals
+        ``sample(n, random_state=s)``. For the latent tools (interpolation, arithmetic on z)."""
+        n_samples = self._check_n_samples(n_samples)
         gen = torch.Generator(device=self._device()).manual_seed(resolve_seed(random_state))
+        return self.module_.sample_prior(n_samples, gen).cpu().numpy()
+
+    def generate(self, Z, y=None) -> np.ndarray:
+        """G(z) for codes ``Z`` (n, latent_dim), in the user's units and shape (the weight-averaged
+        generator when ``ema`` > 0). Conditional GANs generate class ``y`` (an int or n labels; default:
+        cycling through the classes)."""
+        self._check_fitted()
+        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.module_.config.latent_dim,))).to(self._device())
+        labels = self._class_labels(y, len(z))
         self.module_.eval()
         with torch.no_grad():
-            z = self.module_.sample_prior(n_samples, gen)
             out = torch.cat([self.module_.generate(z[s:s + 1024], None if labels is None else labels[s:s + 1024])
-                             for s in range(0, n_samples, 1024)])
+                             for s in range(0, len(z), 1024)])
         return self.scaling_.inverse(out.cpu().numpy())
 
     def _d_logit(self, X, y=None) -> np.ndarray:

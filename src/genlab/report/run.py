@@ -3,8 +3,8 @@
 The figures are drawn afresh from the saved model and the run's data, reloaded from config.toml as
 ``genlab train --resume`` does. When the model or the data cannot be had (a run stopped before its end, data that
 moved or changed), the PNGs written at training time are used and the page says so. Sections that do not apply
-to the model are left out: reconstructions and the latent space for a GAN, the nearest-neighbour panel for data
-that are not images.
+to the model are left out: reconstructions, traversals and codes for a GAN (no encoder; its interpolation runs
+between the codes of its own samples), the nearest-neighbour panel for data that are not images.
 """
 
 from __future__ import annotations
@@ -262,9 +262,11 @@ def _latent_section(view: RunView) -> str:
     parts = []
     for key, title, alt, caption in (
         ("interpolation", "Interpolations", "rows of images decoded along paths between two codes",
-         "Each row decodes the path between the codes of two examples (linear, then spherical). "
+         ("Each row generates along the path between the codes of two of the GAN's own samples (linear, then "
+          "spherical; it has no encoder to find the codes of data)." if view.settings.model == "gan"
+          else "Each row decodes the path between the codes of two examples (linear, then spherical). ")
          + ("For a conditional model both ends are of the same class." if view.conditional
-            else "The ends are of different classes when labels are known.")),
+            else "" if view.settings.model == "gan" else "The ends are of different classes when labels are known.")),
         ("traversal", "Traversals", "rows of images, one latent coordinate swept per row",
          "Each row sweeps one latent coordinate from −3σ to +3σ around a typical example's code, the others fixed."),
         ("latent_scatter", "Codes of the data", "scatter plot of the codes of the data",
