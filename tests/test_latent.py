@@ -263,3 +263,20 @@ def test_interpolating_codes_of_an_encoder_model_decodes_them(ae, data):
     codes = ae.transform(X[:2])
     np.testing.assert_allclose(genlab.latent.interpolate_codes(ae, codes[0], codes[1], n_steps=4),
                                genlab.latent.interpolate(ae, X[0], X[1], n_steps=4), atol=1e-6)
+
+
+def test_latent_arithmetic_on_a_gans_codes(digits):
+    gan = genlab.GAN(hidden=(32,), latent_dim=6, epochs=1, random_state=0).fit(digits[0][:300])
+    z = gan.sample_codes(400, random_state=1)
+    has = z[:, 0] > 0  # a stand-in for a classifier's verdict on gan.generate(z)
+    vector = attribute_vector(gan, codes=z, has_attribute=has)
+    np.testing.assert_allclose(vector, z[has].mean(axis=0) - z[~has].mean(axis=0), atol=1e-6)
+    moved = apply_attribute(gan, code=z[0], vector=vector, scales=(0.0, 1.0, 2.0))
+    expected = gan.generate((z[0] + np.array([0.0, 1.0, 2.0])[:, None] * vector).astype(np.float32))
+    np.testing.assert_allclose(moved, expected, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="not both and not neither"):
+        attribute_vector(gan, has_attribute=has)
+    with pytest.raises(InvalidInputError, match="a GAN has no encoder"):
+        attribute_vector(gan, digits[0][:10], np.arange(10) % 2)
+    with pytest.raises(InvalidInputError, match=r"shape \(n, 6\)"):
+        attribute_vector(gan, codes=z[:, :3], has_attribute=has)

@@ -325,24 +325,31 @@ def manifold_grid(est, n: int = 15, y=None) -> np.ndarray:
     return out.reshape(n, n, *out.shape[1:])
 
 
-def attribute_vector(est, X, has_attribute, y=None) -> np.ndarray:
+def attribute_vector(est, X=None, has_attribute=None, y=None, *, codes=None) -> np.ndarray:
     """Mean code of the examples with an attribute minus the mean code of those without.
 
     Parameters
     ----------
-    est : fitted Autoencoder or VAE
+    est : fitted Autoencoder, VAE, or (with ``codes``) GAN
     X : array of shape (n, *input_shape)
+        The examples, encoded by ``est``; or give their ``codes`` instead.
     has_attribute : bool array of shape (n,)
         Which examples have the attribute (0/1 integers are accepted); both groups must be non-empty.
     y : array of shape (n,), optional
         Class labels, for conditional models whose encoder sees the label.
+    codes : array of shape (n, latent_dim), optional
+        The examples' codes, for a model without an encoder: a GAN's ``sample_codes(n)``, flagged by
+        what its samples show (e.g. a classifier's verdict on ``generate(codes)``).
 
     Returns
     -------
     ndarray of shape (latent_dim,), float64.
     """
-    _check_model(est)
-    n = len(X)
+    if (X is None) == (codes is None):
+        raise InvalidInputError("give the examples X (to encode) or their codes=, not both and not neither.")
+    k = _check_model(est, encoder=codes is None)
+    Z = None if codes is None else _check_codes(codes, k, "codes")
+    n = len(X) if Z is None else len(Z)
     mask = np.asarray(has_attribute)
     if mask.shape != (n,):
         raise InvalidInputError(f"has_attribute must have shape ({n},), one flag per example; got {mask.shape}.")
@@ -353,28 +360,44 @@ def attribute_vector(est, X, has_attribute, y=None) -> np.ndarray:
     n_with = int(mask.sum())
     if n_with == 0 or n_with == n:
         raise InvalidInputError(f"both groups need at least one example: {n_with} have the attribute, {n - n_with} do not.")
-    Z = _encode(est, X, y).astype(np.float64)
+    Z = _encode(est, X, y).astype(np.float64) if Z is None else Z
     return Z[mask].mean(axis=0) - Z[~mask].mean(axis=0)
 
 
-def apply_attribute(est, x, vector, scales=(0.0, 0.5, 1.0, 1.5, 2.0), y=None) -> np.ndarray:
+def _check_codes(codes, k: int, name: str) -> np.ndarray:
+    Z = np.asarray(codes, dtype=np.float64)
+    Z = Z[None] if Z.ndim == 1 else Z
+    if Z.ndim != 2 or Z.shape[1] != k or len(Z) == 0 or not np.isfinite(Z).all():
+        raise InvalidInputError(f"{name} must be finite codes of shape (n, {k}) (this model's latent_dim); got shape "
+                                f"{np.shape(codes)}.")
+    return Z
+
+
+def apply_attribute(est, x=None, vector=None, scales=(0.0, 0.5, 1.0, 1.5, 2.0), y=None, *, code=None) -> np.ndarray:
     """Add ``scale · vector`` to x's code for each scale and decode.
 
     Parameters
     ----------
-    est : fitted Autoencoder or VAE
+    est : fitted Autoencoder, VAE, or (with ``code``) GAN
     x : array of shape input_shape (or (1, *input_shape))
+        The example, encoded by ``est``; or give its ``code`` instead.
     vector : array of shape (latent_dim,)
         Typically from :func:`attribute_vector`.
     scales : sequence of m floats
     y : int, optional
         The class label of x, for conditional models only.
+    code : array of shape (latent_dim,), optional
+        The code to move, for a model without an encoder (a GAN's ``sample_codes(1)[0]``).
 
     Returns
     -------
-    ndarray of shape (m, *input_shape), user units; scale 0 is x's reconstruction.
+    ndarray of shape (m, *input_shape), user units; scale 0 is x's reconstruction (or ``code`` decoded).
     """
-    k = _check_model(est)
+    if (x is None) == (code is None):
+        raise InvalidInputError("give the example x (to encode) or its code=, not both and not neither.")
+    k = _check_model(est, encoder=code is None)
+    if vector is None:
+        raise InvalidInputError("give the attribute vector (e.g. from attribute_vector).")
     vector = np.asarray(vector, dtype=np.float64)
     if vector.shape != (k,) or not np.isfinite(vector).all():
         raise InvalidInputError(f"vector must be {k} finite numbers (one per latent dimension); got shape {vector.shape}.")
@@ -382,7 +405,12 @@ def apply_attribute(est, x, vector, scales=(0.0, 0.5, 1.0, 1.5, 2.0), y=None) ->
     if scales.ndim != 1 or scales.size == 0 or not np.isfinite(scales).all():
         raise InvalidInputError(f"scales must be a non-empty 1-D sequence of finite numbers; got shape {scales.shape}.")
     label = _one_label(est, y, "y")
-    code = _encode(est, _one_sample(est, x, "x"), _labels(label, 1)).astype(np.float64)  # (1, k)
+    if code is None:
+        code = _encode(est, _one_sample(est, x, "x"), _labels(label, 1)).astype(np.float64)  # (1, k)
+    else:
+        code = _check_codes(code, k, "code")[:1] if np.ndim(code) == 1 else _check_codes(code, k, "code")
+        if len(code) != 1:
+            raise InvalidInputError(f"code must be one code of length {k}; got shape {np.shape(code)}.")
     return _decode(est, code + scales[:, None] * vector, _labels(label, len(scales)))
 
 
