@@ -14,6 +14,14 @@ from .errors import InvalidInputError
 MAX_CLASSES = 10_000
 
 
+def row_blocks(X, values: int = 2**22):
+    """``(start, X[start:start + m])`` over ``X``'s rows, m rows holding about ``values`` numbers: a memory-mapped
+    file or an array read on demand is checked, hashed or reduced without being loaded whole."""
+    rows = max(1, values // max(1, math.prod(X.shape[1:])))
+    for start in range(0, len(X), rows):
+        yield start, np.asarray(X[start:start + rows])
+
+
 def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Validate samples: (n, d) vectors or (n, c, h, w) images, real numbers, finite, n >= 1.
 
@@ -51,9 +59,8 @@ def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = 
         )
     if arr.dtype != np.uint8:
         arr = arr.astype(np.float32, copy=False)  # (a float32 memory-mapped file stays mapped)
-        rows = max(1, 2**22 // max(1, math.prod(arr.shape[1:])))  # checked in blocks: no n × d mask in memory
-        for start in range(0, len(arr), rows):
-            finite = np.isfinite(arr[start:start + rows])
+        for start, block in row_blocks(arr):  # no n × d mask in memory
+            finite = np.isfinite(block)
             if not finite.all():
                 row = start + int(np.argwhere(~finite.reshape(len(finite), -1))[0, 0])
                 raise InvalidInputError(f"{name} contains NaN or infinity (first in sample {row}); remove or impute those values.")

@@ -32,6 +32,7 @@ import torch
 from . import __version__, datasets, latent, plots
 from ._fileio import atomic_write_bytes, atomic_write_text
 from ._runlock import run_lock
+from ._validation import row_blocks
 from .errors import DataChangedError, InvalidInputError
 from .estimators import GAN, VAE, Autoencoder, GenerativeEstimator
 from .io import load as load_model
@@ -53,9 +54,8 @@ class RunSettings:
 def data_fingerprint(X: np.ndarray, y: np.ndarray | None) -> str:
     h = hashlib.sha256()
     h.update(str((X.shape, str(X.dtype))).encode())
-    rows = max(1, 2**24 // max(1, X[0].nbytes))  # in blocks: a memory-mapped file is never copied whole
-    for start in range(0, len(X), rows):
-        h.update(np.ascontiguousarray(X[start:start + rows]).tobytes())
+    for _, block in row_blocks(X):  # a memory-mapped file is never copied whole
+        h.update(np.ascontiguousarray(block).tobytes())
     if y is not None:
         h.update(np.ascontiguousarray(y).tobytes())
     return h.hexdigest()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import row_blocks
 from ..errors import DataError
 
 # Compressed data (a gzipped IDX file, a member of a .npz archive) is never inflated beyond this many
@@ -224,9 +225,7 @@ def _finish(
     """Check every value is finite in float32, in chunks so a memory-mapped array is never loaded whole;
     uint8 stays uint8, other numbers become float32."""
     if X.dtype.kind == "f":
-        chunk = max(1, 2**24 // max(1, X[0].size))
-        for start in range(0, len(X), chunk):
-            block = np.asarray(X[start : start + chunk])
+        for start, block in row_blocks(X):
             bad = np.argwhere(~(np.abs(block) <= _FLOAT32_MAX))  # NaN, ±inf, or too large for float32
             if bad.size:
                 index = (start + int(bad[0][0]), *(int(i) for i in bad[0][1:]))
@@ -458,14 +457,8 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if len(files) * channels * size[0] * size[1] > STREAM_IMAGES_ABOVE:
         return ImageFiles(files, channels, size), labels  # decoded a batch at a time, while training
     images = []
-    for p in files:
-        pixels = _read_image(p)
-        if pixels.shape[:2] != size:
-            raise DataError(
-                f"{p} is {pixels.shape[1]}x{pixels.shape[0]} but {files[0]} is {size[1]}x{size[0]} (width x height): "
-                "all images must have the same size; resize them first."
-            )
-        images.append(pixels)
+    for p in files:  # sizes and modes were checked from the headers
+        images.append(_read_image(p))
     if all(pixels.ndim == 2 for pixels in images):
         return np.stack(images)[:, None], labels  # (n, h, w) -> (n, 1, h, w)
     # grayscale -> RGB by repeating the channel, exactly what Pillow's convert("RGB") does
@@ -476,22 +469,9 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
 def _probe_images(files: list[Path]) -> tuple[tuple[int, int], int]:
     """(height, width) and channels (1: every image grayscale, else 3) from each file's header alone, checking
     that every file is an image of the first one's size; the pixels are not decoded here."""
-    from PIL import Image, UnidentifiedImageError
-
     size, gray = None, True
     for p in files:
-        if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise DataError(f"{p} is not an image file: an image folder may only hold PNG/JPEG/BMP/GIF files.")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)  # as _read_image: refused, not warned
-                with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
-                    shape, mode = (img.height, img.width), img.mode
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError,
-                ValueError, TypeError, EOFError) as err:
-            raise DataError(f"{p} is not a readable PNG/JPEG/BMP/GIF image ({err}); re-export or remove it.") from err
-        if mode not in _IMAGE_MODES:
-            raise DataError(f"{p} has pixel mode {mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
+        shape, mode = _with_image(p, lambda img: ((img.height, img.width), img.mode))
         if size is None:
             size = shape
         elif shape != size:
@@ -563,6 +543,12 @@ def _decoder():
 
 def _read_image(p: Path) -> np.ndarray:
     """One image file as uint8 (h, w) if grayscale, else (h, w, 3); GIFs give their first frame."""
+    return _with_image(p, lambda img: np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB")))
+
+
+def _with_image(p: Path, use):
+    """``use(img)`` on the image file ``p`` opened by Pillow (only its header is read until ``use`` asks for the
+    pixels); anything that is not an 8-bit PNG/JPEG/BMP/GIF, or that Pillow cannot read, is a DataError."""
     from PIL import Image, UnidentifiedImageError
 
     if p.is_dir() or p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -574,7 +560,7 @@ def _read_image(p: Path) -> np.ndarray:
             with Image.open(p, formats=["PNG", "JPEG", "BMP", "GIF"]) as img:
                 if img.mode not in _IMAGE_MODES:
                     raise DataError(f"{p} has pixel mode {img.mode} (e.g. 16-bit); save it as 8-bit grayscale or RGB.")
-                return np.asarray(img.convert("L" if img.mode in ("1", "L", "LA") else "RGB"))
+                return use(img)
     except DataError:
         raise
     # Pillow's words for a corrupt file: OSError and SyntaxError mostly, ValueError/TypeError/EOFError from some decoders

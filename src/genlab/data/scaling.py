@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._validation import row_blocks
 from ..errors import InvalidInputError
 
 ScalingMode = Literal["auto", "minmax", "none"]
@@ -85,7 +86,6 @@ def _min_max(X) -> tuple[float, float]:
     if isinstance(X, np.ndarray):
         return float(X.min()), float(X.max())
     lo, hi = np.inf, -np.inf
-    for start in range(0, len(X), 4096):
-        block = X[start:start + 4096]
+    for _, block in row_blocks(X):
         lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
     return lo, hi

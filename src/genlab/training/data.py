@@ -16,27 +16,25 @@ from ..errors import DataChangedError
 from ..models.base import SparseBatch
 
 
-def backing_file(array) -> tuple[str, int] | None:
-    """(path, size in bytes) of the file a memory-mapped array lives in, or None for an array in memory."""
-    while array is not None:
-        if isinstance(array, np.memmap) and getattr(array, "filename", None):
-            return array.filename, os.stat(array.filename).st_size
-        if isinstance(array, mmap.mmap):
-            return None  # mapped, but not by np.memmap: no name to watch
+def _mapping(array) -> np.memmap | mmap.mmap | None:
+    """The memory map an array is a view of (following ``.base``), or None for an array in memory."""
+    while array is not None and not isinstance(array, (np.memmap, mmap.mmap)):
         array = getattr(array, "base", None)
-    return None
+    return array
+
+
+def backing_file(array) -> tuple[str, int] | None:
+    """(path, size in bytes) of the file a memory-mapped array lives in; None in memory, or for a map
+    np.memmap did not make (no name to watch)."""
+    mapped = _mapping(array)
+    name = getattr(mapped, "filename", None) if isinstance(mapped, np.memmap) else None
+    return (name, os.stat(name).st_size) if name else None
 
 
 def is_file_backed(array) -> bool:
     """Whether ``array`` lives on disk: a view of a memory-mapped file (np.load(..., mmap_mode="r"), np.memmap)
     or an array-like that reads its rows on demand (``genlab_streamed``, e.g. a large image folder)."""
-    if getattr(array, "genlab_streamed", False):
-        return True
-    while array is not None:
-        if isinstance(array, (np.memmap, mmap.mmap)):
-            return True
-        array = getattr(array, "base", None)
-    return False
+    return bool(getattr(array, "genlab_streamed", False)) or _mapping(array) is not None
 
 
 class ArrayRows:

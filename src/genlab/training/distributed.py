@@ -193,11 +193,7 @@ def setup(device: torch.device) -> Group:
     """This run's group: one process, the process group the caller already started, or one initialised
     from torchrun's environment (nccl when the run is on CUDA, else gloo)."""
     if dist.is_available() and dist.is_initialized():
-        world = dist.get_world_size()
-        if world == 1:
-            return SINGLE
-        backend = dist.get_backend()
-        return Group(dist.get_rank(), world, device if backend == "nccl" else torch.device("cpu"))
+        return current()
     world = env_world_size()
     if world == 1:
         return SINGLE
@@ -211,6 +207,8 @@ def setup(device: torch.device) -> Group:
     if missing:
         raise InvalidInputError(f"WORLD_SIZE={world} but {', '.join(missing)} is not set: start the processes with torchrun "
                                 "(or `genlab train --nproc N`), which sets them.")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # this process's GPU: nccl's tensors (and current()) live on it
     try:
         dist.init_process_group(backend, timeout=_timeout(), device_id=device if device.type == "cuda" else None)
     except (RuntimeError, ValueError, OSError) as exc:
@@ -218,7 +216,7 @@ def setup(device: torch.device) -> Group:
         raise InvalidInputError(f"the {backend} process group of {world} processes could not start ({first}); check torchrun's "
                                 "--master-addr/--master-port and that every process can reach it.") from None
     atexit.register(_shutdown)  # genlab started the group, so genlab ends it (a live group at exit aborts the process)
-    return Group(dist.get_rank(), world, device if backend == "nccl" else torch.device("cpu"))
+    return current()
 
 
 def _shutdown() -> None:

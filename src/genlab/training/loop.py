@@ -426,7 +426,7 @@ def _record(run: _Run, epoch: int, steps: list[dict[str, torch.Tensor]], kept: l
         record["time"] = timer.elapsed()
         record["samples_per_s"] = n_seen / max(record["time"], 1e-9)
     record = group.broadcast_json(record)
-    group.broadcast_([b for b in run.module.buffers()])
+    group.broadcast_(list(run.module.buffers()))
     state.history.append(record)
     return record
 
