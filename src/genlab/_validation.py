@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, InvalidInputTypeError
 
 # Class ids size the one-hot inputs of conditional models: an id like 10**12 (a user id, a year, a
 # corrupt file) would try to build a layer that large. Labels are 0..C-1 with C at most this.
@@ -22,11 +22,13 @@ def row_blocks(X, values: int = 2**22):
         yield start, np.asarray(X[start:start + rows])
 
 
-def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = None, owner: str = "this model") -> np.ndarray:
     """Validate samples: (n, d) vectors or (n, c, h, w) images, real numbers, finite, n >= 1.
 
-    Returns a NumPy array, uint8 kept as uint8 (pixel data), everything else as float32.
-    ``expected_shape`` is the per-sample shape a fitted model needs.
+    Returns a NumPy array, uint8 kept as uint8 (pixel data), everything else as float32; an object array of
+    numbers is converted. ``expected_shape`` is the per-sample shape a fitted model (named ``owner`` in
+    errors) needs. Where scikit-learn has a standard wording (complex data, empty arrays, 1-D input, a wrong
+    number of features) the message uses it, so that users and sklearn's estimator checks read the same.
     """
     if hasattr(X, "toarray"):  # scipy.sparse
         raise InvalidInputError(f"{name} is a sparse matrix; this estimator needs a dense array (X.toarray()).")
@@ -38,20 +40,38 @@ def check_array(X, *, name: str = "X", expected_shape: tuple[int, ...] | None = 
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:  # ragged nested lists
         raise InvalidInputError(f"{name} could not be read as an array ({exc}); all rows must have the same length.") from None
-    if arr.dtype == object:
-        raise InvalidInputError(f"{name} is an object array (ragged rows or mixed types); give a numeric array of equal-length rows.")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+    if arr.dtype == object:  # numbers held as Python objects (e.g. from pandas) are numbers all the same
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:  # an entry such as a dict: NumPy's own message ("float() argument must be a string or ...")
+            raise InvalidInputTypeError(f"{name} is an object array with an entry that is not a number ({exc}); "
+                                        "give a numeric array.") from None
+        except ValueError:
+            raise InvalidInputError(f"{name} is an object array (ragged rows or mixed types); give a numeric array of "
+                                    "equal-length rows.") from None
+    if np.iscomplexobj(arr):
+        raise InvalidInputError(f"Complex data not supported: {name} has dtype {arr.dtype}; genlab needs real numbers "
+                                "(take X.real or np.abs(X)).")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InvalidInputError(f"{name} has dtype {arr.dtype}; genlab needs real numbers (convert with X.astype('float32')).")
     if arr.ndim == 3:
         arr = arr[:, None]  # (n, h, w) -> (n, 1, h, w): one-channel images
     if arr.ndim not in (2, 4):
-        hint = " (one sample? use X.reshape(1, -1); one feature? use X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        hint = (" Reshape your data: X.reshape(1, -1) if it is one sample, X.reshape(-1, 1) if it has one feature."
+                if arr.ndim == 1 else "")
         raise InvalidInputError(
             f"{name} has shape {arr.shape}; expected vectors (n_samples, n_features) or images "
-            f"(n_samples, channels, height, width){hint}."
+            f"(n_samples, channels, height, width).{hint}"
         )
-    if arr.shape[0] == 0 or math.prod(arr.shape[1:]) == 0:
-        raise InvalidInputError(f"{name} is empty (shape {arr.shape}); give at least one sample with at least one feature.")
+    if arr.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty: it has 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    n_features = math.prod(arr.shape[1:])
+    if n_features == 0:
+        raise InvalidInputError(f"{name} is empty: it has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if expected_shape is not None and n_features != math.prod(expected_shape):
+        shape = f" (samples of shape {tuple(expected_shape)})" if len(expected_shape) > 1 else ""
+        raise InvalidInputError(f"{name} has {n_features} features, but {owner} is expecting {math.prod(expected_shape)} "
+                                f"features as input{shape}.")
     if expected_shape is not None and tuple(arr.shape[1:]) != tuple(expected_shape):
         raise InvalidInputError(
             f"{name} has samples of shape {tuple(arr.shape[1:])}, but this model was fitted on samples of shape "

@@ -9,6 +9,11 @@ class InvalidInputError(ValueError):
     """Bad user input: an option, an array, a file. The message says what and how to fix it."""
 
 
+class InvalidInputTypeError(InvalidInputError, TypeError):
+    """Bad user input of the wrong kind (an entry of an array that is not a number): also a TypeError, as
+    NumPy and scikit-learn raise for it."""
+
+
 class DataError(InvalidInputError):
     """A data source could not be read or failed validation (names the file and the place)."""
 

@@ -115,6 +115,11 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
             raise InvalidInputError("solver='closed_form' exists only for arch='linear' with loss='mse' (that is PCA).")
         return params
 
+    def fit(self, X, y=None, *, run_dir=None, resume=False):
+        """Fit to ``X``; ``y`` is ignored (an autoencoder learns from X alone; accepted for pipelines).
+        See GenerativeEstimator.fit."""
+        return super().fit(X, None, run_dir=run_dir, resume=resume)
+
     def _closed_form(self) -> bool:
         return self.arch == "linear" and self.loss == "mse" and self.solver in ("auto", "closed_form")
 
@@ -134,6 +139,11 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         if not self._closed_form():
             return super()._fit_module(module, train_data, val_data, run_dir, resume)
         x = _whole(train_data.x)  # the SVD needs every row
+        n_samples, n_features = len(x), x[0].numel()
+        if self.latent_dim > min(n_samples, n_features):
+            raise InvalidInputError(
+                f"arch='linear' is PCA, which has at most min(n_samples, n_features) components, but latent_dim={self.latent_dim} "
+                f"and the training data has n_samples={n_samples}, n_features={n_features}; lower latent_dim.")
         solution = pca_closed_form(x, self.latent_dim)
         set_linear_autoencoder(module, solution)
         module.to(resolve_device(self.device))
@@ -163,6 +173,11 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         self.code_means_ = gmm.means_.astype(np.float32)
         self.code_covariances_ = gmm.covariances_.astype(np.float32)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever comes in
+        return tags
+
     # -- the transformer API -----------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
         """Codes Φ(x): (n, *input_shape) -> (n, latent_dim), float32."""
@@ -172,7 +187,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     def inverse_transform(self, Z) -> np.ndarray:
         """Decode codes (n, latent_dim) to samples in the user's units and shape."""
         self._check_fitted()
-        Z = check_array(Z, name="Z", expected_shape=(self.latent_dim,))
+        Z = check_array(Z, name="Z", expected_shape=(self.latent_dim,), owner=type(self).__name__)
         return self.scaling_.inverse(self._apply(self.module_.decode, Z.astype(np.float32)))
 
     def reconstruct(self, X) -> np.ndarray:

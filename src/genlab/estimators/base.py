@@ -122,6 +122,9 @@ class GenerativeEstimator(BaseEstimator):
         params = self._validated_params()
         X = check_array(X)
         y, n_classes = (None, None) if y is None else self._fit_labels(y, len(X))
+        if self.validation_fraction > 0 and math.ceil(self.validation_fraction * len(X)) >= len(X):
+            raise InvalidInputError(f"validation_fraction={self.validation_fraction} leaves no training samples out of "
+                                    f"n_samples={len(X)}; give more samples, or set validation_fraction=0.")
         self.seed_ = resolve_seed(params["random_state"])
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         self.n_features_in_ = math.prod(self.input_shape_)
@@ -149,7 +152,8 @@ class GenerativeEstimator(BaseEstimator):
 
     def _check_X(self, X) -> np.ndarray:
         self._check_fitted()
-        return self._preprocess(self.scaling_.forward(check_array(X, expected_shape=self.input_shape_)))
+        X = check_array(X, expected_shape=self.input_shape_, owner=type(self).__name__)
+        return self._preprocess(self.scaling_.forward(X))
 
     def _check_n_samples(self, n_samples) -> int:
         """A fitted model and a positive integer number of samples to draw."""

@@ -185,7 +185,7 @@ class EASE(RecommenderMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Fit to ``X``, users × items (scipy.sparse or a 2-D array; counts or 0/1). Returns ``self``."""
         params = self._validated_params()
-        X = check_interactions(X)
+        X = check_interactions(X, owner=type(self).__name__)
         problem = size_problem(X.shape[1], params["max_items"])
         if problem:
             raise InvalidInputError(f"EASE: {problem}; pass max_items={X.shape[1]} (CLI: --max-items {X.shape[1]}) "
@@ -197,7 +197,7 @@ class EASE(RecommenderMixin, BaseEstimator):
             n_val = default_validation_users(X.shape[0]) if choose else 0
         if choose and not n_val:
             raise InvalidInputError(f"l2=None chooses λ on validation users, but there are none (validation_users="
-                                    f"{params['validation_users']}, {X.shape[0]} users): give l2 a number or hold out users.")
+                                    f"{params['validation_users']} with n_samples={X.shape[0]} users): give l2 a number or hold out users.")
         train_rows, val_rows = validation_split(X.shape[0], n_val, seed)
         train = X[train_rows]
         path, weights, last = [], None, None
@@ -224,7 +224,7 @@ class EASE(RecommenderMixin, BaseEstimator):
 
     def item_scores(self, X) -> np.ndarray:
         """Scores ``x · B`` of every item for each user row: rows × items, dense float64 (higher is better)."""
-        X = check_interactions(X, self._n_items())
+        X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         return np.asarray(X @ self.weights_)
 
     def save(self, path):

@@ -250,7 +250,8 @@ class GAN(GenerativeEstimator):
         generator when ``ema`` > 0). Conditional GANs generate class ``y`` (an int or n labels; default:
         cycling through the classes)."""
         self._check_fitted()
-        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.module_.config.latent_dim,))).to(self._device())
+        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.module_.config.latent_dim,), owner=type(self).__name__))
+        z = z.to(self._device())
         labels = self._class_labels(y, len(z))
         self.module_.eval()
         with torch.no_grad():

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._params import ENGINE_DEFAULTS, TRAINING_PARAMS, Param, check_params
-from .._validation import resolve_seed
+from .._validation import check_array, resolve_seed
 from ..data.protocol import fold_in_split
 from ..data.scaling import Scaling
 from ..errors import InvalidInputError
@@ -31,21 +31,30 @@ from ..training import SparseRows, TensorData, train
 from .base import PREDICT_BATCH, GenerativeEstimator
 
 
-def check_interactions(X, n_items: int | None = None) -> sparse.csr_matrix:
-    """A users × items CSR float32 matrix of non-negative finite values (dense arrays are accepted)."""
+def check_interactions(X, n_items: int | None = None, *, owner: str = "this recommender") -> sparse.csr_matrix:
+    """A users × items CSR float32 matrix of non-negative finite values (dense arrays are accepted). ``owner``
+    names the estimator in errors; the messages use scikit-learn's wording where it has one."""
     if sparse.issparse(X):
-        X = sparse.csr_matrix(X, dtype=np.float32)
+        if np.iscomplexobj(X):
+            raise InvalidInputError(f"Complex data not supported: X has dtype {X.dtype}; interactions are real counts or 0/1.")
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise InvalidInputError(f"X has dtype {X.dtype}; interactions are numbers (counts or 0/1).")
+        X = sparse.csr_matrix(X, dtype=np.float32)  # any sparse format (COO, DOK, ...) as CSR
+        for count, what in ((X.shape[0], "sample(s) (users)"), (X.shape[1], "feature(s) (items)")):
+            if count == 0:
+                raise InvalidInputError(f"X is empty: it has 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
+        if not np.isfinite(X.data).all():
+            raise InvalidInputError("X contains NaN or infinity; interactions are finite counts or 0/1.")
     else:
-        arr = np.asarray(X)
-        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-            raise InvalidInputError(f"X must be a users × items matrix (scipy.sparse or 2-D numeric array); got shape {arr.shape}.")
-        X = sparse.csr_matrix(arr.astype(np.float32))
-    if X.shape[0] < 1:
-        raise InvalidInputError("X has no users (rows).")
-    if not np.isfinite(X.data).all() or (X.data < 0).any():
-        raise InvalidInputError("X must hold non-negative finite interaction values (counts or 0/1).")
+        arr = check_array(X)  # genlab's dense checks
+        if arr.ndim != 2:
+            raise InvalidInputError(f"X must be a users × items matrix (scipy.sparse or 2-D numeric array); got shape {np.shape(X)}.")
+        X = sparse.csr_matrix(arr.astype(np.float32, copy=False))
     if n_items is not None and X.shape[1] != n_items:
-        raise InvalidInputError(f"X has {X.shape[1]} items (columns) but the model was fitted on {n_items}.")
+        raise InvalidInputError(f"X has {X.shape[1]} features, but {owner} is expecting {n_items} features as input: one "
+                                "column for each of the items it was fitted on.")
+    if (X.data < 0).any():
+        raise InvalidInputError(f"Negative values in data passed to {owner}: interactions are non-negative (counts or 0/1).")
     return X
 
 
@@ -57,20 +66,26 @@ class RecommenderMixin:
         −1 pads a row with fewer than ``n`` unseen items)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InvalidInputError(f"n must be a positive integer, got {n!r}.")
-        X = check_interactions(X, self._n_items())
+        X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         return np.concatenate([top_n(self.item_scores(X[s:s + PREDICT_BATCH]), int(n), X[s:s + PREDICT_BATCH])
                                for s in range(0, X.shape[0], PREDICT_BATCH)])
 
     def ranking_metrics(self, X, *, fraction: float = 0.2, random_state=0) -> dict[str, float]:
         """Liang et al.'s protocol on held-out users ``X``: rank from a random 80% of each user's
         interactions (``1 - fraction``), score against the other 20%. Mean Recall@20, Recall@50, NDCG@100."""
-        X = check_interactions(X, self._n_items())
+        X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         fold_in, heldout = fold_in_split(X, fraction=fraction, random_state=resolve_seed(random_state))
         return ranking_metrics(self.item_scores, fold_in, heldout)
 
     def score(self, X, y=None) -> float:
         """Mean NDCG@100 under :meth:`ranking_metrics` (higher is better)."""
         return self.ranking_metrics(X)["ndcg_at_100"]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # users × items matrices are sparse: batches reach the model sparse
+        tags.input_tags.positive_only = True  # interactions are counts or 0/1; negative values are refused
+        return tags
 
     def _n_items(self) -> int:
         if not hasattr(self, "n_features_in_"):
@@ -96,6 +111,9 @@ def validation_split(n_users: int, n_val: int, seed: int) -> tuple[np.ndarray, n
 
 def validation_fold_in(X_val: sparse.csr_matrix, seed: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """(fold-in, held-out) rows of the validation users that can be ranked: 80% of each one's items given, 20% to find."""
+    if X_val.shape[1] < 2:
+        raise InvalidInputError(f"validation users are ranked on items held out of their own, which needs at least 2 items, but X "
+                                f"has n_features={X_val.shape[1]}; pass validation_users=0.")
     fold_in, heldout = fold_in_split(X_val, fraction=0.2, random_state=seed)
     ranked = np.diff(heldout.indptr) > 0  # a user with nothing held out has no ranking metric: not a validation row
     if not ranked.any():
@@ -121,13 +139,14 @@ class Popularity(RecommenderMixin, BaseEstimator):
     estimator without parameters (``clone``, ``get_params``)."""
 
     def fit(self, X, y=None):
-        X = check_interactions(X)
+        """Count each item's users in ``X``, users × items (scipy.sparse or a 2-D array). Returns ``self``."""
+        X = check_interactions(X, owner=type(self).__name__)
         self.n_features_in_ = X.shape[1]
         self.item_counts_ = np.asarray((X > 0).sum(axis=0)).ravel().astype(np.float64)
         return self
 
     def item_scores(self, X) -> np.ndarray:
-        X = check_interactions(X, self._n_items())
+        X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         return np.broadcast_to(self.item_counts_, (X.shape[0], self.n_features_in_)).copy()
 
 
@@ -144,7 +163,7 @@ MULTVAE_PARAMS: dict[str, Param] = {
 }
 
 
-class MultVAE(RecommenderMixin, GenerativeEstimator):
+class MultVAE(TransformerMixin, RecommenderMixin, GenerativeEstimator):
     """Variational autoencoder for collaborative filtering (Liang et al. 2018; spec §6).
 
     Parameters
@@ -196,6 +215,11 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
     def _validated_params(self) -> dict[str, Any]:
         return check_params(self.get_params(), self._params)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # user codes come out of float32 networks
+        return tags
+
     def _make_module(self, input_shape, n_classes):
         return MultVAEModule(MultVAEConfig(n_items=int(input_shape[0]), hidden=tuple(self.hidden), latent_dim=self.latent_dim,
                                            dropout=float(self.dropout), variational=self._variational,
@@ -204,7 +228,7 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
     def fit(self, X, y=None, *, run_dir=None, resume=False):
         """Fit to ``X``, users × items (scipy.sparse; counts or 0/1). Returns ``self``."""
         params = self._validated_params()
-        X = check_interactions(X)
+        X = check_interactions(X, owner=type(self).__name__)
         self.seed_ = resolve_seed(params["random_state"])
         self.n_features_in_ = X.shape[1]
         self.input_shape_, self.n_classes_ = (self.n_features_in_,), None
@@ -239,7 +263,7 @@ class MultVAE(RecommenderMixin, GenerativeEstimator):
     def _apply_rows(self, fn, X) -> np.ndarray:
         """``fn(module, rows)`` on the rows of sparse ``X``, a sparse batch at a time on the model's device."""
         self._check_fitted()
-        X = check_interactions(X, self.n_features_in_)
+        X = check_interactions(X, self.n_features_in_, owner=type(self).__name__)
         self.module_.eval()
         rows = SparseRows(X, self._device())
         return np.concatenate([fn(self.module_, rows[s:s + PREDICT_BATCH]).cpu().numpy() for s in range(0, len(rows), PREDICT_BATCH)])

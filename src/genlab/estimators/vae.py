@@ -14,6 +14,7 @@ from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import VAEConfig, VAEModule, importance_weighted_log_likelihood, mutual_information, posterior_moments
 from ..models.losses import gaussian_kl
+from ..models.vae import row_normals
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 VAE_PARAMS: dict[str, Param] = {
@@ -162,9 +163,17 @@ class VAE(TransformerMixin, GenerativeEstimator):
             raise InvalidInputError(f"label {y.max()} is out of range: this VAE was fitted on classes 0..{self.n_classes_ - 1}.")
         return torch.from_numpy(y).to(self._device())
 
+    def _seed(self, random_state) -> int:
+        """The seed of a Monte-Carlo estimate: the estimator's own unless ``random_state`` is given."""
+        return self.seed_ if random_state is None else resolve_seed(random_state)
+
     def _generator(self, random_state) -> torch.Generator:
-        seed = self.seed_ if random_state is None else resolve_seed(random_state)
-        return torch.Generator(device=self._device()).manual_seed(seed)
+        return torch.Generator(device=self._device()).manual_seed(self._seed(random_state))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever comes in
+        return tags
 
     # -- the transformer API ----------------------------------------------------------------------
     def transform(self, X, y=None) -> np.ndarray:
@@ -176,7 +185,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
     def inverse_transform(self, Z, y=None) -> np.ndarray:
         """Decode codes (n, latent_dim) to the mean of p(x|z), in the user's units and shape."""
         self._check_fitted()
-        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.latent_dim,))).to(self._device())
+        z = _as_tensor(check_array(Z, name="Z", expected_shape=(self.latent_dim,), owner=type(self).__name__)).to(self._device())
         labels = self._labels(y, len(z), for_encoder=False)
         with torch.no_grad():
             out = torch.cat([self.module_.eval().decode(z[s:s + 1024], None if labels is None else labels[s:s + 1024])
@@ -217,15 +226,18 @@ class VAE(TransformerMixin, GenerativeEstimator):
         return x, self._labels(y, len(x), for_encoder=False)
 
     def score_samples(self, X, y=None, *, n_importance: int | None = None, random_state=None) -> np.ndarray:
-        """Importance-weighted estimate of log p(x) per sample, in nats (K = ``n_importance``)."""
+        """Importance-weighted estimate of log p(x) per sample, in nats (K = ``n_importance``).
+
+        A row's K draws of z are seeded by the estimator's seed (or ``random_state``) and the row's own
+        values, so a row scores the same alone, in any batch and in any order."""
         x, labels = self._tensors(X, y)
         k = self.n_importance if n_importance is None else int(n_importance)
         if k < 1:
             raise InvalidInputError(f"n_importance must be >= 1, got {k}.")
-        gen = self._generator(random_state)
+        seed = self._seed(random_state)
         per_batch = max(1, 20000 // max(k, 1))
         out = [importance_weighted_log_likelihood(self.module_.eval(), x[s:s + per_batch],
-                                                  None if labels is None else labels[s:s + per_batch], k, gen)
+                                                  None if labels is None else labels[s:s + per_batch], k, seed=seed)
                for s in range(0, len(x), per_batch)]
         return torch.cat(out).cpu().numpy().astype(np.float64)
 
@@ -234,14 +246,19 @@ class VAE(TransformerMixin, GenerativeEstimator):
         return float(self.score_samples(X, y).mean())
 
     def elbo(self, X, y=None, *, n_mc: int = 1, random_state=None) -> np.ndarray:
-        """The ELBO per sample in nats (β = 1, the bound on log p(x)), with ``n_mc`` samples of z."""
+        """The ELBO per sample in nats (β = 1, the bound on log p(x)), with ``n_mc`` samples of z (seeded per row,
+        as in :meth:`score_samples`)."""
+        if isinstance(n_mc, bool) or not isinstance(n_mc, (int, np.integer)) or n_mc < 1:
+            raise InvalidInputError(f"n_mc must be a positive integer, got {n_mc!r}.")
         x, labels = self._tensors(X, y)
-        gen = self._generator(random_state)
+        seed = self._seed(random_state)
         out = []
         with torch.no_grad():
             for s in range(0, len(x), 512):
-                rec, kl_dims, _ = self.module_.eval().elbo_terms(x[s:s + 512], None if labels is None else labels[s:s + 512],
-                                                                 gen, n_mc)
+                part = x[s:s + 512]
+                eps = row_normals(part, seed, n_mc, self.latent_dim)
+                rec, kl_dims, _ = self.module_.eval().elbo_terms(part, None if labels is None else labels[s:s + 512],
+                                                                 None, n_mc, eps=eps)
                 out.append(-(rec + kl_dims.sum(dim=1)))
         return torch.cat(out).cpu().numpy().astype(np.float64)
 

@@ -9,11 +9,13 @@ aggressive inference-network training (He et al., ICLR 2019).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,6 +33,7 @@ from .losses import (
     multinomial_nll,
 )
 
+KL_DIM = "kl_dim_"  # per-epoch record keys kl_dim_0, kl_dim_1, ...: the KL of each latent coordinate
 DIAGNOSTIC_SAMPLES = 500  # per-epoch collapse diagnostics use a fixed random subset of this size (~1.5% of an mnist-5k epoch)
 
 
@@ -62,6 +65,8 @@ class Posterior(NamedTuple):
 
 
 class VAEModule(GenerativeModule):
+    record_groups = (KL_DIM,)
+
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
@@ -153,9 +158,11 @@ class VAEModule(GenerativeModule):
         return -self.negative_log_likelihood(x, out, logvar)
 
     # -- the objective -----------------------------------------------------------------------
-    def reparameterize(self, post: Posterior, n_draws: int, generator: torch.Generator | None) -> torch.Tensor:
-        """z = μ + σ ⊙ ε, ε ~ N(0, I): (n_draws, n, k)."""
-        eps = torch.randn((n_draws, *post.mu.shape), generator=generator, device=post.mu.device, dtype=post.mu.dtype)
+    def reparameterize(self, post: Posterior, n_draws: int, generator: torch.Generator | None,
+                       eps: torch.Tensor | None = None) -> torch.Tensor:
+        """z = μ + σ ⊙ ε, ε ~ N(0, I) (drawn from ``generator`` unless given): (n_draws, n, k)."""
+        if eps is None:
+            eps = torch.randn((n_draws, *post.mu.shape), generator=generator, device=post.mu.device, dtype=post.mu.dtype)
         return post.mu + torch.exp(0.5 * post.logvar) * eps
 
     def prepare(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -163,11 +170,11 @@ class VAEModule(GenerativeModule):
         return torch.bernoulli(x, generator=generator) if self.config.binarize == "dynamic" else x
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator | None,
-                   n_mc: int | None = None) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
-        """(reconstruction −E_q log p(x|z) (n,), KL per dimension (n, k), the posterior)."""
+                   n_mc: int | None = None, *, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
+        """(reconstruction −E_q log p(x|z) (n,), KL per dimension (n, k), the posterior); ``eps`` (n_mc, n, k): given noise."""
         n_mc = n_mc or self.config.n_mc
         post = self.encode(x, y)
-        z = self.reparameterize(post, n_mc, generator).flatten(0, 1)  # (L, n, k) -> (L*n, k)
+        z = self.reparameterize(post, n_mc, generator, eps).flatten(0, 1)  # (L, n, k) -> (L*n, k)
         y_rep = None if y is None else y.repeat(n_mc)
         out, logvar = self.decode_params(z, y_rep)
         if n_mc == 1:  # the usual case: no repeat, no average (each small op costs µs per step, forward and backward)
@@ -295,21 +302,36 @@ def collapse_diagnostics(module: VAEModule, x: torch.Tensor, y: torch.Tensor | N
     variance = post.mu.var(dim=0) if len(x) > 1 else torch.zeros_like(kl_dims)
     stats = {"active_units": float((variance > threshold).sum()),
              "mutual_information": mutual_information(post, generator, n_draws=n_draws)}
-    stats.update({f"kl_dim_{j}": float(v) for j, v in enumerate(kl_dims)})
+    stats.update({f"{KL_DIM}{j}": float(v) for j, v in enumerate(kl_dims)})
     return stats
+
+
+def row_normals(x: torch.Tensor, seed: int, n_draws: int, dim: int) -> torch.Tensor:
+    """Standard normal draws (n_draws, n, dim) in which row i's depend only on ``seed`` and the bytes of x[i]:
+    a Monte-Carlo estimate for a row is then the same whatever else is in its batch, and in whatever order."""
+    rows = x.detach().reshape(len(x), -1).cpu().numpy()
+    out = np.empty((len(rows), n_draws, dim), dtype=np.float32)
+    for i, row in enumerate(rows):
+        key = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little")
+        out[i] = np.random.default_rng([seed, key]).standard_normal((n_draws, dim), dtype=np.float32)
+    return torch.from_numpy(out).transpose(0, 1).to(device=x.device, dtype=torch.float32)  # (n, L, k) -> (L, n, k)
 
 
 @torch.no_grad()
 def importance_weighted_log_likelihood(module: VAEModule, x: torch.Tensor, y: torch.Tensor | None, n_importance: int,
-                                       generator: torch.Generator | None = None, chunk: int = 100) -> torch.Tensor:
+                                       generator: torch.Generator | None = None, chunk: int = 100, *,
+                                       seed: int | None = None) -> torch.Tensor:
     """log p(x) ≈ log (1/K) Σₖ p(x, zₖ)/q(zₖ|x), zₖ ~ q(z|x), per sample, nats (Burda et al. 2016).
 
-    Draws are processed ``chunk`` at a time, so memory is bounded by chunk × len(x) decodes."""
+    With ``seed``, each row's K draws come from :func:`row_normals` (a row's estimate does not depend on its
+    batch); otherwise from ``generator``. Draws are decoded ``chunk`` at a time, so memory is bounded by
+    chunk × len(x) decodes."""
     post = module.encode(x, y)
+    eps = None if seed is None else row_normals(x, seed, n_importance, post.mu.shape[1])  # (K, n, k)
     log_w = []
     for start in range(0, n_importance, chunk):
         k = min(chunk, n_importance - start)
-        z = module.reparameterize(post, k, generator)  # (k, n, d)
+        z = module.reparameterize(post, k, generator, None if eps is None else eps[start:start + k])  # (k, n, d)
         flat = z.flatten(0, 1)
         out, logvar = module.decode_params(flat, None if y is None else y.repeat(k))
         x_rep = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
