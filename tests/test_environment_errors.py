@@ -18,7 +18,7 @@ import pytest
 
 import genlab.training.checkpoint as checkpoint_module
 from conftest import run
-from genlab.cli_errors import EXIT_ENVIRONMENT
+from genlab.cli.errors import EXIT_ENVIRONMENT
 from genlab.training.checkpoint import list_checkpoints
 
 TRAIN = ("train", "ae", "--data", "digits", "--hidden", "64", "--latent-dim", "4", "--batch-size", "32", "--seed", "0",

@@ -11,7 +11,7 @@ from conftest import assert_user_error, run
 from genlab.cli import main
 from genlab.data.protocol import make_interactions
 from genlab.estimators.ease import L2_GRID
-from genlab.recommending import write_report
+from genlab.report import write_report
 
 TINY = ["--epochs", "3", "--hidden", "16", "--latent-dim", "4", "--batch-size", "100", "--seed", "0", "--quiet"]
 N_USERS, N_ITEMS = 300, 90

@@ -156,6 +156,7 @@ def test_training_is_model_agnostic():
 def test_progress_bar_on_a_terminal():
     import io
 
+    from genlab.models.vae import VAEModule
     from genlab.training.progress import Progress
 
     class Terminal(io.StringIO):
@@ -163,7 +164,7 @@ def test_progress_bar_on_a_terminal():
             return True
 
     screen = Terminal()
-    progress = Progress(2, 100, verbose=1, stream=screen)
+    progress = Progress(2, 100, verbose=1, stream=screen, groups=VAEModule.record_groups)  # a VAE's kl_dim_j are one group
     progress.step(100)
     progress.end_epoch({"epoch": 1, "step": 4, "loss": 1.5, "kl_dim_0": 0.1, "val_loss": 1.7, "time": 0.1, "samples_per_s": 1000})
     progress.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from . import plots
+from . import families, plots
 from .errors import InvalidInputError
 
 __all__ = ["apply_attribute", "attribute_vector", "interpolate", "interpolate_codes", "lerp", "manifold_grid", "slerp", "traverse",
@@ -114,20 +114,19 @@ INTERPOLATIONS = {"linear": lerp, "spherical": slerp}
 
 # -- talking to an estimator --------------------------------------------------------------------
 def _is_conditional(est) -> bool:
-    return bool(getattr(est, "conditional", False))
+    return families.is_conditional(est)
 
 
 def _check_model(est, *, encoder: bool = True) -> int:
     """The estimator's latent_dim; clear errors for unfitted models and models without the needed parts."""
     name = type(est).__name__
-    if encoder:
-        missing = [m for m in ("transform", "inverse_transform") if not hasattr(est, m)]
-        if missing:
-            raise InvalidInputError(f"{name} has no {' or '.join(missing)}: this latent-space tool needs a model that encodes "
-                                    "and decodes (an Autoencoder or a VAE; a GAN has no encoder: start from codes, "
-                                    "e.g. interpolate_codes(gan, *gan.sample_codes(2)))).")
-    elif not (hasattr(est, "inverse_transform") or hasattr(est, "generate")):
-        raise InvalidInputError(f"{name} has no inverse_transform or generate: this latent-space tool needs a model that "
+    family = families.find(est)
+    if encoder and not (family and family.has("encode") and family.has("decode")):
+        raise InvalidInputError(f"{name} does not encode and decode: this latent-space tool needs a model that encodes "
+                                "and decodes (an Autoencoder or a VAE; a GAN has no encoder: start from codes, "
+                                "e.g. interpolate_codes(gan, *gan.sample_codes(2)))).")
+    if not encoder and not (family and family.has("decode")):
+        raise InvalidInputError(f"{name} does not decode codes: this latent-space tool needs a model that "
                                 "decodes codes (an Autoencoder, a VAE or a GAN).")
     if not hasattr(est, "input_shape_"):
         raise InvalidInputError(f"This {name} is not fitted yet; call fit(X) first.")
@@ -169,7 +168,7 @@ def _encode(est, X: np.ndarray, y: np.ndarray | None) -> np.ndarray:
 def _decode(est, Z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
     """Codes -> data, user units: a decoder (Autoencoder, VAE) or a generator (GAN)."""
     Z = np.asarray(Z, dtype=np.float32)
-    decode = est.generate if hasattr(est, "generate") else est.inverse_transform
+    decode = est.inverse_transform if families.has(est, "encode") else est.generate  # a decoder, or a generator
     return decode(Z, y) if _is_conditional(est) else decode(Z)
 
 

@@ -7,6 +7,7 @@ other data min–max normalised per figure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
+
+from .models.ranking import RANKING_LABELS  # noqa: E402
 
 
 def _display(images: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
@@ -112,15 +115,21 @@ def save_samples(path: str | Path, samples: np.ndarray, title: str = "",
     return fig_path
 
 
-def save_training_curves(path: str | Path, history: list[dict], title: str = "", *, n_cols: int = 4) -> Path | None:
-    """Every logged loss term per epoch (training solid, validation dashed), ``n_cols`` panels a row. None if no epochs."""
+def save_training_curves(path: str | Path, history: list[dict], title: str = "", *, n_cols: int = 4,
+                         groups: Mapping[str, tuple[str, str]] | None = None) -> Path | None:
+    """Every logged loss term per epoch (training solid, validation dashed), ``n_cols`` panels a row. None if no epochs.
+
+    ``groups`` maps record-key prefixes of per-coordinate series (``kl_dim_``) to (panel title, legend prefix): each
+    group is one panel with a curve per coordinate (the family registry's ``grouped``)."""
     records = [r for r in history if r.get("epoch", 0) > 0]
     if not records:
         return None
+    groups = dict(groups or {})
     skip = {"epoch", "step", "time", "samples_per_s", "aggressive", "beta"}
-    terms = [k for k in records[0] if k not in skip and not k.startswith(("val_", "kl_dim_"))]
-    kl_dims = [k for k in records[0] if k.startswith("kl_dim_")]
-    panels = terms + (["KL per latent dimension"] if kl_dims else [])
+    terms = [k for k in records[0] if k not in skip and not k.startswith(("val_", *groups))]
+    series = {groups[p][0]: [(k, groups[p][1] + k[len(p):]) for k in records[0] if k.startswith(p)] for p in groups}
+    series = {panel: curves for panel, curves in series.items() if curves}
+    panels = terms + list(series)
     n_cols = min(len(panels), n_cols)
     n_rows = math.ceil(len(panels) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
@@ -132,8 +141,8 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "",
             if has_val:
                 ax.plot(epochs, [r[f"val_{term}"] for r in records], "--", label="validation")
         else:
-            for k in kl_dims:
-                ax.plot(epochs, [r[k] for r in records], label=k.replace("kl_dim_", "z"), lw=1)
+            for k, label in series[term]:
+                ax.plot(epochs, [r[k] for r in records], label=label, lw=1)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(term, fontsize=9)
@@ -150,7 +159,7 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "",
 
 
 
-RANKING_LABELS = {"val_ndcg_at_100": "NDCG@100", "val_recall_at_20": "Recall@20", "val_recall_at_50": "Recall@50"}
+RANKING_LABELS = {f"val_{k}": label for k, label in RANKING_LABELS.items()}  # the validation records' keys
 
 
 def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", best_epoch: int | None = None) -> Path | None:

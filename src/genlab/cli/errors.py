@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 USER_ERRORS = (InvalidInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
 #: The machine, not the input: a full disk or quota, no permission, a read-only file system. Exit 3.
@@ -28,7 +28,7 @@ def _run_of(args) -> Path | None:
 
 def _kept(args) -> tuple[str, str]:
     """(what the run still has, how to continue), from its newest complete checkpoint."""
-    from .training.checkpoint import list_checkpoints
+    from ..training.checkpoint import list_checkpoints
 
     run = _run_of(args)
     names = list_checkpoints(run / "checkpoints") if run is not None and (run / "checkpoints").is_dir() else []

@@ -3,17 +3,20 @@ is in :mod:`genlab.evaluate` and :mod:`genlab.report`."""
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
 
-from .cli import _formatter
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from ..evaluate import evaluate_run
+from ..report import write_comparison, write_report
+from ..runs import require_kind, run_kind
+from ..runs.metrics import read_metrics
+from .common import formatter
 
 
-def add_evaluation(sub, common) -> None:
-    p = sub.add_parser("evaluate", parents=[common], formatter_class=_formatter, help="measure a trained model (metrics.json)",
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("evaluate", parents=[common], formatter_class=formatter, help="measure a trained model (metrics.json)",
                        description=textwrap.fill(
                            "Compare a run's samples (and reconstructions, likelihoods) with held-out real data: FID and "
                            "KID in the features of genlab's own reference classifier (trained and cached per data set), "
@@ -28,14 +31,14 @@ def add_evaluation(sub, common) -> None:
     p.add_argument("--samples", type=int, default=1000, metavar="N", help="samples to draw from the model (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed for sampling and the KID subsets (default 0)")
 
-    p = sub.add_parser("compare", parents=[common], formatter_class=_formatter, help="several runs in one table and page",
+    p = sub.add_parser("compare", parents=[common], formatter_class=formatter, help="several runs in one table and page",
                        description="Put several runs' metrics side by side (terminal table and an HTML page). Runs that "
                                    "have no metrics.json yet are evaluated first.",
                        epilog="example:\n  genlab compare runs/demo/ae-conv runs/demo/vae-2d runs/demo/gan --out compare.html")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default=None, metavar="FILE.html", help="the comparison page (default: print the table only)")
 
-    p = sub.add_parser("report", parents=[common], formatter_class=_formatter, help="write a run's report.html",
+    p = sub.add_parser("report", parents=[common], formatter_class=formatter, help="write a run's report.html",
                        description="Write RUN_DIR/report.html: one self-contained page (no network) with the configuration, "
                                    "training curves, reconstructions, samples, latent figures, metrics and nearest training "
                                    "neighbours.",
@@ -59,34 +62,19 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 def _check_run(run: Path) -> Path:
     """A model run directory (recommendation runs have their own `genlab recommend evaluate`)."""
-    if (run / "interactions.npz").is_file():
-        raise InvalidInputError(f"{run} is a recommendation run: `genlab recommend evaluate {run}` measures it, and its "
-                                "report.html shows the metrics against popularity.")
+    require_kind(run, "train", f"`genlab recommend evaluate {run}` measures it, and its report.html shows the metrics "
+                               "against popularity")
     if not (run / "config.toml").is_file():
         raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml).")
     return run
 
 
 def _metrics_doc(run: Path, *, evaluate_if_missing: bool) -> dict | None:
-    path = run / "metrics.json"
-    if not path.is_file():
-        if not evaluate_if_missing:
-            return None
-        from .evaluate import evaluate_run
-
-        return evaluate_run(run)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InvalidInputError(f"{path} is not valid JSON ({exc}); rerun `genlab evaluate {run}`.") from None
-    if not isinstance(doc, dict) or doc.get("format") != "genlab-metrics" or not isinstance(doc.get("metrics"), dict):
-        raise InvalidInputError(f"{path} is not a genlab metrics file; rerun `genlab evaluate {run}`.")
-    return doc
+    doc = read_metrics(run)
+    return evaluate_run(run) if doc is None and evaluate_if_missing else doc
 
 
 def run_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-
     if args.samples < 10:
         raise InvalidInputError(f"--samples must be at least 10; got {args.samples}.")
     _check_run(Path(args.run))
@@ -111,17 +99,16 @@ def run_compare(args) -> int:
     rows += [(name, *(_fmt(docs[run]["metrics"].get(name)) for run in runs)) for name in names]
     print(_table(rows))
     if args.out:
-        from .report import write_comparison
-
         print(f"wrote {write_comparison(runs, args.out)}")
     return 0
 
 
 def run_report(args) -> int:
-    from .report import write_report
-
     run = Path(args.run)
-    if not (run / "interactions.npz").is_file():  # a recommendation run's page is written by its own code
+    if run_kind(run) == "train":  # a recommendation run's page shows its own evaluation
         _metrics_doc(_check_run(run), evaluate_if_missing=args.evaluate)
     print(f"wrote {write_report(run)}")
     return 0
+
+
+COMMANDS = {"evaluate": run_evaluate, "compare": run_compare, "report": run_report}

@@ -1,5 +1,5 @@
 """``genlab recommend fit | evaluate | predict``: the argument parsing and printing; the work is in
-:mod:`genlab.recommending`."""
+:mod:`genlab.runs.recommend`, the page in :mod:`genlab.report.recommend`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from .cli import Parser, _add_param, _formatter
-from .errors import InvalidInputError
-from .estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
-from .estimators.recommend import MULTVAE_PARAMS
-from .training import distributed
+from .. import families
+from ..errors import InvalidInputError
+from ..estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
+from ..estimators.recommend import MULTVAE_PARAMS
+from ..models.ranking import RANKING_LABELS
+from ..report import write_report
+from ..report.recommend import ease_note
+from ..runs import recommend as recommending
+from ..training import distributed
+from .common import Parser, add_param, formatter
 
-MODEL_PARAMS = {"multvae": MULTVAE_PARAMS, "multdae": MULTVAE_PARAMS, "ease": EASE_PARAMS}
+MODEL_PARAMS = {key: families.FAMILIES[key].estimator._params for key in families.keys("recommend")}
 SET_BY_RUN = ("verbose", "validation_users")  # set by --quiet and --heldout-users
 
 
@@ -26,11 +31,11 @@ def _l2(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number like 500 or 'auto'; got {text!r}") from None
 
 
-def add_recommend(sub, common) -> None:
+def add_parser(sub, common) -> None:
     def wrapped(text: str) -> str:  # the raw formatter keeps line breaks as written
         return textwrap.fill(text, 100)
 
-    rec = sub.add_parser("recommend", parents=[common], formatter_class=_formatter,
+    rec = sub.add_parser("recommend", parents=[common], formatter_class=formatter,
                          help="recommend items with a Mult-VAE (or Mult-DAE, EASE): fit, evaluate, predict",
                          description=wrapped("Collaborative filtering with a variational autoencoder (Mult-VAE, Liang et al. "
                                              "2018) on a user,item[,rating][,timestamp] table such as MovieLens' ratings.csv "
@@ -43,7 +48,7 @@ def add_recommend(sub, common) -> None:
                                genlab recommend predict runs/rec --all --out recs.csv"""))
     actions = rec.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
 
-    fit = actions.add_parser("fit", parents=[common], formatter_class=_formatter, help="fit a recommender into a run directory",
+    fit = actions.add_parser("fit", parents=[common], formatter_class=formatter, help="fit a recommender into a run directory",
                              description=wrapped(
                                  "Read the table (ratings above --threshold are interactions), split the users into train, "
                                  "validation and test users, fit the model and write RUN_DIR: config.toml, interactions.npz, "
@@ -79,13 +84,13 @@ def add_recommend(sub, common) -> None:
                      help="rank the test users' held-out items after fitting, as `recommend evaluate` does (default: on)")
     for name, p in MULTVAE_PARAMS.items():
         if name not in SET_BY_RUN:
-            _add_param(fit, name, p)
+            add_param(fit, name, p)
     fit.add_argument("--l2", type=_l2, default=argparse.SUPPRESS, metavar="X|auto",
                      help="EASE: " + EASE_PARAMS["l2"].help.replace("%", "%%") + " (default auto)")
     fit.add_argument("--max-items", type=int, default=argparse.SUPPRESS, metavar="N", dest="max_items",
                      help=f"EASE: {EASE_PARAMS['max_items'].help} (default {DEFAULT_MAX_ITEMS})")
 
-    ev = actions.add_parser("evaluate", parents=[common], formatter_class=_formatter, help="rank the test users' held-out items",
+    ev = actions.add_parser("evaluate", parents=[common], formatter_class=formatter, help="rank the test users' held-out items",
                             description=wrapped(
                                 "Liang et al.'s protocol on the run's test users: give the model a random 80% of each user's "
                                 "items, rank the other 20%; the same for two baselines fitted on the training users: "
@@ -106,7 +111,7 @@ def add_recommend(sub, common) -> None:
     ev.add_argument("--ease-l2", type=float, default=None, metavar="X",
                     help="the EASE baseline's l2 (default: chosen on the validation users, one fit per grid value)")
 
-    pr = actions.add_parser("predict", parents=[common], formatter_class=_formatter, help="top-N new items per user",
+    pr = actions.add_parser("predict", parents=[common], formatter_class=formatter, help="top-N new items per user",
                             description=wrapped(
                                 "The best items a user does not have yet (in the table with a rating above the threshold), in "
                                 "the table's own ids. Score: Mult-VAE's decoder logit, or EASE's x·B (higher is better)."),
@@ -124,13 +129,11 @@ def add_recommend(sub, common) -> None:
 
 
 def _print_evaluation(result: dict, run_dir) -> None:
-    from .recommending_report import METRIC_LABELS, ease_note
-
     columns = [(result["model_class"], result["model"]), ("popularity", result["popularity"])]
     if "ease" in result:  # absent when the model is EASE itself
         columns.append(("EASE", result["ease"] or {}))
     rows = [("metric", *(title for title, _ in columns))]
-    rows += [(label, *(f"{s[k]:.4f}" if s.get(k) is not None else "-" for _, s in columns)) for k, label in METRIC_LABELS.items()]
+    rows += [(label, *(f"{s[k]:.4f}" if s.get(k) is not None else "-" for _, s in columns)) for k, label in RANKING_LABELS.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join([r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))]))
@@ -152,7 +155,7 @@ def _model_params(args) -> dict:
 
 def _selection(est) -> str:
     """How the fitted model was chosen, for the line `recommend fit` prints."""
-    if hasattr(est, "l2_"):
+    if families.of(est).key == "ease":
         best = max(est.validation_scores_, key=lambda r: r["ndcg_at_100"]) if est.validation_scores_ else None
         if best is None:
             return f"l2 {est.l2_:g}"
@@ -164,8 +167,6 @@ def _selection(est) -> str:
 
 
 def run_recommend(args) -> int:
-    from . import recommending
-
     if args.action == "fit":
         est, run = recommending.fit_run(args.ratings, args.out, model=args.model, params=_model_params(args),
                                         threshold=args.threshold, implicit=args.implicit, min_interactions=args.min_interactions,
@@ -176,11 +177,15 @@ def run_recommend(args) -> int:
         print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
               f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; "
               f"{_selection(est)})")
-        if args.evaluate and len(run.test_rows):  # one command from a ratings file to the paper's metrics
-            _print_evaluation(recommending.evaluate_run(args.out), args.out)
+        result = recommending.evaluate_run(args.out) if args.evaluate and len(run.test_rows) else None  # ratings -> the paper's metrics
+        write_report(args.out)
+        if result is not None:
+            _print_evaluation(result, args.out)
     elif args.action == "evaluate":
-        _print_evaluation(recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed,
-                                                    ease_max_items=args.ease_max_items, ease_l2=args.ease_l2), args.run)
+        result = recommending.evaluate_run(args.run, fraction=args.fraction, random_state=args.seed,
+                                           ease_max_items=args.ease_max_items, ease_l2=args.ease_l2)
+        write_report(args.run)
+        _print_evaluation(result, args.run)
     elif args.all:
         if not args.out:
             raise InvalidInputError("--all writes a CSV: give it with --out FILE.csv")
@@ -192,3 +197,6 @@ def run_recommend(args) -> int:
         for rank, item, score in recommending.predict_user(args.run, args.user, n=args.n):
             print(f"{rank}\t{item}\t{score:.6g}")
     return 0
+
+
+COMMANDS = {"recommend": run_recommend}

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import families, runs
 from .._fileio import atomic_write_text
 from .._runlock import run_lock
 from .._validation import check_array, check_labels
 from ..data.sources import toy_modes
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
+from ..runs.metrics import FORMAT, FORMAT_VERSION, METRICS_FILE
 from .features import FeatureExtractor, reference_features
 from .metrics import (
     class_histogram,
@@ -33,8 +35,6 @@ from .metrics import (
     precision_recall,
 )
 
-METRICS_FILE = "metrics.json"
-FORMAT, FORMAT_VERSION = "genlab-metrics", 1
 MIN_ROWS = 10  # held-out rows and samples: k-NN balls (k=3), covariances and the KID jackknife need a handful
 K_NEIGHBOURS = 3
 TOYS = ("ring8", "grid25")
@@ -81,7 +81,8 @@ METRIC_LABELS = {key: label for group in METRIC_GROUPS.values() for key, label i
 
 
 def _check_model(model) -> None:
-    if not (hasattr(model, "sample") and hasattr(model, "scaling_") and hasattr(model, "module_")):
+    family = families.find(model)
+    if family is None or family.run != "train" or not family.has("sample") or getattr(model, "module_", None) is None:
         raise InvalidInputError(f"evaluate() needs a fitted Autoencoder, VAE or GAN; got {type(model).__name__} "
                                 "(recommenders are evaluated by `genlab recommend evaluate`).")
 
@@ -118,14 +119,14 @@ def detect_toy(X) -> str | None:
 def _likelihood_metrics(model, X: np.ndarray, labels: dict, n_importance: int | None, seed: int) -> dict[str, float]:
     """Reconstruction error (autoencoders, VAEs) and ELBO / IWAE log-likelihood (VAEs) on held-out X."""
     out: dict[str, float] = {}
-    if hasattr(model, "reconstruct"):
+    if families.has(model, "reconstruct"):
         x = _flat(model.scaling_.forward(X))
         recon = _flat(model.scaling_.forward(model.reconstruct(X, **labels)))
         out["reconstruction_mse"] = float(np.mean((x - recon) ** 2))
         if x.min() >= 0.0 and x.max() <= 1.0:
             p = np.clip(recon, 1e-6, 1.0 - 1e-6)
             out["reconstruction_bce"] = float(-(x * np.log(p) + (1.0 - x) * np.log1p(-p)).sum(axis=1).mean())
-    if hasattr(model, "elbo"):
+    if families.has(model, "likelihood"):
         out["elbo"] = float(model.elbo(X, **labels, random_state=seed).mean())
         nll = -float(model.score_samples(X, **labels, n_importance=n_importance, random_state=seed).mean())
         out["nll"] = nll
@@ -206,7 +207,7 @@ def evaluate(model, X, y=None, *, X_train=None, y_train=None, n_samples: int = 1
     if len(X) < MIN_ROWS:
         raise InvalidInputError(f"X has {len(X)} held-out samples; evaluate() needs at least {MIN_ROWS}.")
     y = None if y is None else check_labels(y, len(X))
-    conditional = bool(getattr(model, "conditional", False))
+    conditional = families.is_conditional(model)
     if conditional and y is None:
         raise InvalidInputError(f"this {type(model).__name__} is conditional: pass the labels of X as y.")
     X_train = None if X_train is None else check_array(X_train, name="X_train", expected_shape=model.input_shape_)
@@ -258,7 +259,7 @@ def _load_run_data(run_dir: Path, run, data):
     from .. import datasets, runs
 
     if data is None:
-        X, y = runs._load_data(run)
+        X, y = run.load_data()
         stored = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8")).get("data_info", {}).get("sha256")
         if stored is not None and stored != runs.data_fingerprint(X, y):
             raise InvalidInputError(f"the data at {run.data!r} changed since {run_dir} was trained, so its held-out split "
@@ -298,8 +299,6 @@ def evaluate_run(run_dir, *, data=None, n_samples: int = 1000, random_state: int
 
 
 def _evaluate_run(run_dir: Path, data, n_samples: int, random_state: int) -> dict:
-    from .. import runs
-
     model = runs.open_run(run_dir)
     run = runs.split_settings(runs.read_config(run_dir / "config.toml"), source=str(run_dir / "config.toml"))
     X, y, data_name = _load_run_data(run_dir, run, data)
@@ -317,7 +316,7 @@ def _evaluate_run(run_dir: Path, data, n_samples: int, random_state: int) -> dic
     features = reference_features(X_train, y_train)
     metrics = evaluate(model, X_held, y_held, X_train=X_train, y_train=y_train, n_samples=n_samples,
                        random_state=random_state, toy=toy, features=features)
-    reference = reference_metrics(X_held, y_held if getattr(model, "conditional", False) else None, X_train=X_train,
+    reference = reference_metrics(X_held, y_held if families.is_conditional(model) else None, X_train=X_train,
                                   n_samples=n_samples, random_state=random_state, toy=toy, features=features)
     reference = {k: v for k, v in reference.items() if k in metrics}
     doc = {

@@ -98,6 +98,9 @@ class GenerativeModule(nn.Module):
     #: plateau schedule; the loop reads ``val_<key>`` when there is a validation split. None: no
     #: record measures progress, and ``no_monitor_reason`` says why.
     monitor: ClassVar[tuple[str, bool] | None] = ("loss", False)
+    #: prefixes of record keys that form one series per coordinate (a VAE's ``kl_dim_j``): progress lines leave
+    #: them out; the pages draw each group as one panel
+    record_groups: ClassVar[tuple[str, ...]] = ()
     monitor_needs_validation: ClassVar[bool] = False  # the record exists only for a validation split
     no_monitor_reason: ClassVar[str] = ""
 

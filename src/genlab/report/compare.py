@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from .. import runs
 from .._fileio import atomic_write_text
 from .._runlock import run_lock
 from ..errors import InvalidInputError
 from ..evaluate.evaluate import METRIC_GROUPS, METRIC_LABELS
-from ..runs import FAMILIES
 from . import html as h
 from .run import RunView, checks, final_numbers, metric_cell, model_label, read_run, render
 
@@ -45,9 +45,7 @@ def write_comparison(run_dirs, out_html: str | Path) -> Path:
     if not out.parent.is_dir():
         raise InvalidInputError(f"the folder {out.parent} does not exist; create it first.")
     for run_dir in run_dirs:
-        if (run_dir / "interactions.npz").is_file():
-            raise InvalidInputError(f"{run_dir} is a recommendation run; compare runs of `genlab train` "
-                                    "(its own page: `genlab report`).")
+        runs.require_kind(run_dir, "train", "compare runs of `genlab train` (its own page: `genlab report`)")
         if (run_dir / "report.html").resolve() == out.resolve():
             raise InvalidInputError(f"{out} is the report of run {run_dir}; write the comparison elsewhere.")
     views = []
@@ -68,7 +66,7 @@ def _relative(path: Path, start: Path) -> str:
 
 def _settings(view: RunView) -> str:
     """latent_dim, epochs, and every parameter the run set away from its family's default."""
-    defaults = FAMILIES[view.settings.model]().get_params()
+    defaults = view.family.estimator().get_params()
     parts = [f"latent_dim {view.latent_dim}"] if view.latent_dim else []
     parts.append("closed form" if view.history and view.epochs == 0 else f"{view.epochs} epoch{'s' if view.epochs != 1 else ''}")
     for key, value in view.settings.params.items():
@@ -106,9 +104,9 @@ def render_comparison(views: list[RunView], folder: Path) -> str:
         links.append(quote(_relative(view.run_dir / "report.html", folder)))
     overview = []
     for view, name, link in zip(views, names, links):
-        last = final_numbers(view.history)
-        loss = f"{h.number(last['loss'])} / {h.number(last.get('val_loss'))}" if "loss" in last else "–"
-        gan = f"{h.number(last['d_loss'])} / {h.number(last['g_loss'])}" if "d_loss" in last else "–"
+        last = final_numbers(view)
+        loss, gan = (f"{h.number(last[a])} / {h.number(last.get(b))}" if a in last else "–"
+                     for a, b in (("loss", "val_loss"), ("d_loss", "g_loss")))
         about = f"{h.e(model_label(view.settings))} on <code>{h.e(view.settings.data)}</code>; {_settings(view)}"
         overview.append([f'<a href="{h.e(link)}">{h.e(name)}</a><div class=sub>{about}</div>', _health_cell(view, link), loss, gan])
     body = [f"<p class=lead>{f'{len(views)} runs side by side' if len(views) > 1 else 'One run'}. Each run's name opens its own "

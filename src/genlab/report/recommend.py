@@ -1,4 +1,4 @@
-"""The page of a recommendation run, ``RUN/report.html`` (see :mod:`genlab.recommending`): the data and its split,
+"""The page of a recommendation run, ``RUN/report.html`` (see :mod:`genlab.runs.recommend`): the data and its split,
 the test metrics of the model against the popularity and EASE baselines, how the model was chosen (Mult-VAE's
 epochs, EASE's λ), and the configuration. Self-contained; the look is :mod:`genlab.report.html`'s."""
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import tomllib
 
-from ._fileio import atomic_write_text
-from .report import html as pagestyle
-
-METRIC_LABELS = {"recall_at_20": "Recall@20", "recall_at_50": "Recall@50", "ndcg_at_100": "NDCG@100"}
-MODEL_NAMES = {"multvae": "Mult-VAE", "multdae": "Mult-DAE", "ease": "EASE"}
-CURVES = "training_curves.png"
+from .. import families
+from .._fileio import atomic_write_text
+from ..models.ranking import RANKING_LABELS as METRIC_LABELS
+from ..runs.metrics import read_history
+from ..runs.recommend import CURVES
+from . import html as pagestyle
 
 
 def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
@@ -25,11 +25,12 @@ def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
     run_dir = Path(run_dir)
     name = name or run_dir.name
     config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    history = _read_history(run_dir / "metrics.jsonl")
+    history = read_history(run_dir / "metrics.jsonl")
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
     split = config.get("split", {})
-    model_name = MODEL_NAMES.get(config.get("model"), str(config.get("model")))
+    model = config.get("model")
+    model_name = families.FAMILIES[model].short if model in families.keys("recommend") else str(model)
     e = html.escape
     parts = [f"<p class=lead>{e(str(config.get('ratings', '')))}: {split.get('users', '?')} users × {split.get('items', '?')} items, "
              f"{split.get('interactions', '?')} interactions. Users: {split.get('train_users', '?')} train, "
@@ -51,12 +52,6 @@ def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
     path = run_dir / "report.html"
     atomic_write_text(path, pagestyle.page(f"{model_name} recommender: {name}", "\n".join(parts), kind="recommendation run"))
     return path
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _number(value) -> str:
@@ -131,9 +126,8 @@ def _selection_section(history: list[dict]) -> str:
 
 
 def _epoch_table(history: list[dict]) -> str:
-    columns = [(k, label) for k, label in (("loss", "loss"), ("nll", "nll"), ("kl", "kl"), ("beta", "β"),
-                                            ("val_ndcg_at_100", "val NDCG@100"), ("val_recall_at_20", "val Recall@20"),
-                                            ("val_recall_at_50", "val Recall@50")) if k in history[0]]
+    named = {"loss": "loss", "nll": "nll", "kl": "kl", "beta": "β", **{f"val_{k}": f"val {v}" for k, v in METRIC_LABELS.items()}}
+    columns = [(k, label) for k, label in named.items() if k in history[0]]
     head = "".join(f"<th class=n>{html.escape(label)}</th>" for _, label in columns)
     body = "".join("<tr><td class=n>" + str(r.get("epoch", "")) + "</td>"
                    + "".join(f"<td class=n>{r[k]:.4g}</td>" for k, _ in columns) + "</tr>" for r in history)

@@ -10,7 +10,6 @@ between the codes of its own samples), the nearest-neighbour panel for data that
 from __future__ import annotations
 
 import io
-import json
 import math
 import shlex
 import tempfile
@@ -22,19 +21,19 @@ import tomllib
 from PIL import Image
 from sklearn.neighbors import NearestNeighbors
 
-from .. import datasets, plots, runs
+from .. import families, plots, runs
 from .._fileio import atomic_write_text
 from .._runlock import run_lock
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
 from ..evaluate.evaluate import METRIC_LABELS
+from ..runs.metrics import HISTORY_FILE, read_history, read_metrics
 from . import html as h
 from .health import THRESHOLDS, Finding, health_checks
+from .recommend import write_report as write_recommendation_report
 
 STORED_FIGURES = ("samples", "reconstructions", "interpolation", "traversal", "latent_scatter", "manifold")
 ARCH_NAMES = {"conv": "convolutional", "linear": "linear", "mlp": "MLP"}
-FAMILY_NAMES = {"ae": "autoencoder", "vae": "variational autoencoder", "gan": "generative adversarial network"}
-SHORT_NAMES = {"ae": "autoencoder", "vae": "VAE", "gan": "GAN"}
 MAX_REFERENCE = 500  # held-out images whose distance to the training set calibrates the neighbour panel
 
 
@@ -57,8 +56,12 @@ class RunView:
         return self.run_dir.resolve().name
 
     @property
+    def family(self) -> families.Family:
+        return families.get(self.settings.model)
+
+    @property
     def conditional(self) -> bool:
-        return bool(self.settings.params.get("conditional"))
+        return self.family.has("conditional", self.settings.params)
 
     @property
     def epochs(self) -> int:
@@ -74,14 +77,14 @@ class RunView:
 def model_label(settings: runs.RunSettings, *, long: bool = False) -> str:
     """"conditional MLP VAE", "convolutional autoencoder", "MLP GAN (wasserstein loss)", ...; ``long`` spells the
     family out ("variational autoencoder")."""
-    p = settings.params
-    family = (FAMILY_NAMES if long else SHORT_NAMES)[settings.model]
+    p, record = settings.params, families.get(settings.model)
+    family = record.name if long else record.short
     if settings.model == "vae" and p.get("beta", 1.0) != 1.0:
         family += f" with β = {p['beta']:g}"
     if settings.model == "gan" and p.get("loss", "nonsaturating") != "nonsaturating":
         family += f" ({p['loss']} loss)"
     arch = ARCH_NAMES.get(p.get("arch", "mlp"), str(p.get("arch")))
-    return f"{'conditional ' if p.get('conditional') else ''}{arch} {family}"
+    return f"{'conditional ' if record.has('conditional', p) else ''}{arch} {family}"
 
 
 def read_run(run_dir: str | Path) -> RunView:
@@ -97,7 +100,7 @@ def read_run(run_dir: str | Path) -> RunView:
     settings = runs.split_settings(runs.read_config(config_path), source=str(config_path))
     notes: list[str] = []
     est = _open_model(run_dir, notes)
-    history = list(est.history_) if est is not None else _read_history(run_dir / "metrics.jsonl")
+    history = list(est.history_) if est is not None else read_history(run_dir / HISTORY_FILE)
     data = _load_data(settings, config, notes) if est is not None else None
     neighbour_text = ""
     with tempfile.TemporaryDirectory(prefix="genlab-report-") as tmp:
@@ -118,7 +121,8 @@ def read_run(run_dir: str | Path) -> RunView:
             figures["thumbnail"] = (tmp / "thumbnail.png").read_bytes()
         title = f"{type(est).__name__ if est is not None else settings.model.upper()}: training"
         for key, n_cols in (("curves", 3), ("curves_narrow", 1)):  # three panels a row; one on a phone (untitled: no room)
-            if plots.save_training_curves(tmp / f"{key}.png", history, title=title if n_cols > 1 else "", n_cols=n_cols):
+            if plots.save_training_curves(tmp / f"{key}.png", history, title=title if n_cols > 1 else "", n_cols=n_cols,
+                                          groups=families.get(settings.model).grouped):
                 figures[key] = (tmp / f"{key}.png").read_bytes()
     latent_dim = None if est is None else getattr(getattr(est.module_, "config", None), "latent_dim", None) or est.latent_dim
     return RunView(run_dir, config, settings, history, _read_metrics(run_dir, notes), figures, notes, neighbour_text, latent_dim)
@@ -139,7 +143,7 @@ def _open_model(run_dir: Path, notes: list[str]):
 def _load_data(settings: runs.RunSettings, config: dict, notes: list[str]):
     """The run's (X, y) if it can be loaded and is the data the run was trained on; else None and a note."""
     try:
-        X, y = datasets.load(settings.data, label_column=settings.label_column)
+        X, y = settings.load_data()
     except (InvalidInputError, OSError) as exc:
         notes.append(f"The run's data could not be loaded ({exc}); the figures are the ones written during training "
                      "and the nearest-training-neighbour panel is missing.")
@@ -151,25 +155,12 @@ def _load_data(settings: runs.RunSettings, config: dict, notes: list[str]):
     return X, y
 
 
-def _read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _read_metrics(run_dir: Path, notes: list[str]) -> dict | None:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        notes.append(f"{path.name} is not valid JSON ({exc}); run `genlab evaluate` again.")
+        return read_metrics(run_dir)
+    except InvalidInputError as exc:  # the page is still written, and says what is wrong with the file
+        notes.append(str(exc))
         return None
-    if not isinstance(doc, dict) or doc.get("format") != "genlab-metrics" or not isinstance(doc.get("metrics"), dict):
-        notes.append(f"{path.name} is not a genlab metrics file; run `genlab evaluate` again.")
-        return None
-    return doc
 
 
 def _neighbours(est, X: np.ndarray, path: Path) -> str:
@@ -177,7 +168,7 @@ def _neighbours(est, X: np.ndarray, path: Path) -> str:
     to_model = est.scaling_.forward
     train_rows, heldout_rows = train_validation_split(len(X), est.validation_fraction, est.seed_)  # as fit split them
     train = to_model(X[train_rows]).reshape(len(train_rows), -1)  # (n, c, h, w) -> (n, c*h*w)
-    conditional = bool(getattr(est, "conditional", False))
+    conditional = families.is_conditional(est)
     n = est.n_classes_ if conditional and est.n_classes_ <= 12 else 8  # one per class (they cycle 0..C-1)
     samples = to_model(est.sample(n, random_state=0))
     index = NearestNeighbors(n_neighbors=1).fit(train)
@@ -198,7 +189,7 @@ def _thumbnail(est, X: np.ndarray) -> bytes:
     """Samples as one bare image grid (no axes or title), enlarged 4× with square pixels: for the comparison page's
     cards. Conditional models: a column per class, six rows."""
     to_model = est.scaling_.forward
-    if getattr(est, "conditional", False):
+    if families.is_conditional(est):
         n_classes = est.n_classes_
         samples, n_cols = est.sample(6 * n_classes, random_state=0), n_classes  # classes cycle: row r is 0..C-1
     else:
@@ -235,13 +226,9 @@ def summary(view: RunView) -> str:
     return f"{article} {h.e(label)}{' (' + h.e(', '.join(details)) + ')' if details else ''} {how} on {data}."
 
 
-def final_numbers(history: list[dict]) -> dict[str, float]:
-    """The last epoch's headline numbers: loss and val_loss, or for GANs D/G losses and D's outputs."""
-    if not history:
-        return {}
-    last = history[-1]
-    keys = ("d_loss", "g_loss", "d_real", "d_fake") if "d_loss" in last else ("loss", "val_loss")
-    return {k: float(last[k]) for k in keys if isinstance(last.get(k), (int, float))}
+def final_numbers(view: RunView) -> dict[str, float]:
+    """The last epoch's headline numbers (the family's: loss and val_loss, or for GANs D/G losses and D's outputs)."""
+    return view.family.headline_numbers(view.history[-1]) if view.history else {}
 
 
 def _samples_section(view: RunView) -> str:
@@ -259,14 +246,14 @@ def _samples_section(view: RunView) -> str:
 
 
 def _latent_section(view: RunView) -> str:
-    parts = []
+    parts, encodes = [], view.family.has("encode")
     for key, title, alt, caption in (
         ("interpolation", "Interpolations", "rows of images decoded along paths between two codes",
-         ("Each row generates along the path between the codes of two of the GAN's own samples (linear, then "
-          "spherical; it has no encoder to find the codes of data)." if view.settings.model == "gan"
-          else "Each row decodes the path between the codes of two examples (linear, then spherical). ")
+         ("Each row decodes the path between the codes of two examples (linear, then spherical). " if encodes
+          else f"Each row generates along the path between the codes of two of the {view.family.short}'s own samples "
+               "(linear, then spherical; it has no encoder to find the codes of data).")
          + ("For a conditional model both ends are of the same class." if view.conditional
-            else "" if view.settings.model == "gan" else "The ends are of different classes when labels are known.")),
+            else "The ends are of different classes when labels are known." if encodes else "")),
         ("traversal", "Traversals", "rows of images, one latent coordinate swept per row",
          "Each row sweeps one latent coordinate from −3σ to +3σ around a typical example's code, the others fixed."),
         ("latent_scatter", "Codes of the data", "scatter plot of the codes of the data",
@@ -316,8 +303,8 @@ def _metrics_section(view: RunView) -> str:
 
 
 def _training_section(view: RunView) -> str:
-    numbers = final_numbers(view.history)
-    if "d_loss" in numbers:
+    numbers = final_numbers(view)
+    if view.settings.model == "gan":
         caption = ("d_loss and g_loss are the discriminator's and the generator's losses; d_real and d_fake are the "
                    "discriminator's mean output on real and on generated data.")
     elif view.settings.model == "vae":
@@ -400,9 +387,7 @@ def write_report(run_dir: str | Path) -> Path:
     if not (run_dir / "config.toml").is_file():
         raise InvalidInputError(f"{run_dir} is not a genlab run directory (no config.toml); train one with `genlab train`.")
     with run_lock(run_dir, "genlab report"):  # it writes into the run: not while the run trains or is evaluated
-        if (run_dir / "interactions.npz").is_file():  # a recommendation run: its page shows rankings, not images
-            from ..recommending import write_report as write_recommendation_report
-
+        if runs.run_kind(run_dir) == "recommend":  # a recommendation run: its page shows rankings, not images
             return write_recommendation_report(run_dir)
         path = run_dir / "report.html"
         atomic_write_text(path, render(read_run(run_dir)))

@@ -9,7 +9,7 @@
     RUN/training_curves.png Mult-VAE/DAE only (EASE has no epochs; its page tabulates the λ path instead)
     RUN/metrics.json        test Recall@20/50 and NDCG@100 of the model, the popularity baseline and the EASE baseline
                             (evaluate)
-    RUN/report.html         one self-contained page, rewritten by fit and by evaluate
+    RUN/report.html         one self-contained page (genlab.report.recommend), written by the fit and evaluate commands
 
 The split (Liang et al., WWW 2018): :func:`split_users` draws N validation and N test users (N: 10% of the
 users, at most 10 000). Fitting never sees the test users. The model is fitted on all other users with
@@ -47,22 +47,21 @@ import tomllib
 import torch
 from scipy import sparse
 
-from . import __version__, plots
-from ._fileio import atomic_text_writer, atomic_write_bytes, atomic_write_text
-from ._runlock import run_lock
-from .data.interactions import load_interactions
-from .data.protocol import split_users
-from .errors import InvalidInputError, ModelFileError
-from .estimators import EASE, MultDAE, MultVAE, Popularity
-from .estimators.base import PREDICT_BATCH
-from .estimators.ease import DEFAULT_MAX_ITEMS, size_problem
-from .io import load as load_model
-from .models.ranking import top_n
-from .recommending_report import CURVES, write_report
-from .runs import run_directory
-from .training import distributed, resolve_device
+from .. import __version__, families, plots
+from .._fileio import atomic_text_writer, atomic_write_bytes, atomic_write_text
+from .._runlock import run_lock
+from ..data.interactions import load_interactions
+from ..data.protocol import split_users
+from ..errors import InvalidInputError, ModelFileError
+from ..estimators import EASE, MultVAE, Popularity
+from ..estimators.base import PREDICT_BATCH
+from ..estimators.ease import DEFAULT_MAX_ITEMS, size_problem
+from ..io import load as load_model
+from ..models.ranking import top_n
+from ..training import distributed, resolve_device
+from .directory import INTERACTIONS, require_kind, run_directory
 
-MODELS: dict[str, type] = {"multvae": MultVAE, "multdae": MultDAE, "ease": EASE}
+CURVES = "training_curves.png"  # Mult-VAE/DAE's validation ranking curves
 SET_BY_RUN = ("validation_users", "verbose")  # decided by --heldout-users and --quiet, not given as parameters
 MAX_HELDOUT = 10_000
 SPLIT_NOTE = ("test users are never seen in fitting; the model is fitted on the other users and holds out "
@@ -117,8 +116,7 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     -------
     (estimator, RunData)
     """
-    if model not in MODELS:
-        raise InvalidInputError(f"model must be one of {', '.join(MODELS)}; got {model!r}.")
+    family = families.get(model, run="recommend")
     params = dict(params or {})
     fixed = sorted(set(params) & set(SET_BY_RUN))
     if fixed:
@@ -132,12 +130,12 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     seed = params["random_state"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"a run's random_state must be a non-negative integer (it is recorded); got {seed!r}.")
-    known = MODELS[model]().get_params()
+    known = family.estimator().get_params()
     foreign = sorted(set(params) - set(known))
     if foreign:
         raise InvalidInputError(f"{', '.join(foreign)} is not a parameter of model {model!r} (its parameters: "
                                 f"{', '.join(k for k in sorted(known) if k not in SET_BY_RUN)}).")
-    est = MODELS[model](**params, verbose=verbose)
+    est = family.estimator(**params, verbose=verbose)
     est._validated_params()
     if model == "ease" and est.l2 in (None, "auto") and heldout_users == 0:
         raise InvalidInputError("EASE chooses l2 on the validation users, and --heldout-users 0 holds out none: "
@@ -173,14 +171,13 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
                       split.test)
         if not group.main:
             return est, run
-        write_interactions(run_dir / "interactions.npz", run)
+        write_interactions(run_dir / INTERACTIONS, run)
         est.save(run_dir / "model")
         if not isinstance(est, EASE):
             # the loop's resumable checkpoints: no command resumes a recommendation run, and model/ holds the kept weights
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             plots.save_ranking_curves(run_dir / CURVES, est.history_, title=f"{type(est).__name__}: training",
                                       best_epoch=est.best_epoch_ if n_heldout else None)
-        write_report(run_dir, name=Path(out).name)
     return est, run
 
 
@@ -209,10 +206,7 @@ def write_interactions(path: Path, run: RunData) -> None:
 
 def read_run(run_dir: str | Path) -> RunData:
     """The interactions and user split of a run written by :func:`fit_run`."""
-    path = Path(run_dir) / "interactions.npz"
-    if not path.is_file():
-        raise InvalidInputError(f"{run_dir} is not a recommendation run directory (no interactions.npz); "
-                                "create one with `genlab recommend fit`.")
+    path = require_kind(run_dir, "recommend", "create one with `genlab recommend fit`") / INTERACTIONS
     try:
         with np.load(path, allow_pickle=False) as f:
             a = {k: f[k] for k in ("data", "indices", "indptr", "shape", "user_ids", "item_ids",
@@ -249,7 +243,7 @@ def evaluate_run(run_dir: str | Path, *, fraction: float = 0.2, random_state: in
     training users with λ chosen on the run's validation users (``ease_l2``: a given λ instead), unless the model
     is EASE; past ``ease_max_items`` items it is skipped and ``ease_fit["skipped"]`` says why. Writes
     ``metrics.json``: ``{"model": {...}, "popularity": {...}, "ease": {...} or null, "ease_fit": {...},
-    "n_test_users": n, "model_class": ..., "fraction": ..., "seed": ...}``, and the report.
+    "n_test_users": n, "model_class": ..., "fraction": ..., "seed": ...}`` (the page is the caller's: report.write_report).
     """
     with run_lock(run_dir, "genlab recommend evaluate"):  # it writes metrics.json and the page: one writer per run
         return _evaluate_run(run_dir, fraction, random_state, ease_max_items, ease_l2)
@@ -274,7 +268,6 @@ def _evaluate_run(run_dir, fraction: float, random_state: int, ease_max_items: i
     result.update({"n_test_users": len(run.test_rows), "model_class": type(est).__name__, "fraction": fraction,
                    "seed": random_state})
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(result, indent=1) + "\n")
-    write_report(run_dir)
     return result
 
 

@@ -172,7 +172,8 @@ def train(
     if resume:
         _restore(run)
     bounds = run.bounds
-    progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose if run.group.main else 0)
+    progress = Progress(config.epochs, bounds[-1][1], verbose=config.verbose if run.group.main else 0,
+                        groups=module.record_groups)
     progress.start(run.state.epoch)
     _open_records(run)
     stopped_early = False

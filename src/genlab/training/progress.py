@@ -10,9 +10,10 @@ from tqdm.auto import tqdm
 HIDDEN = ("epoch", "step", "time", "samples_per_s")
 
 
-def format_terms(record: dict, *, brief: bool = False) -> str:
-    """The record's loss terms as text; ``brief``: the first three training terms and the validation loss."""
-    terms = [k for k in record if k not in HIDDEN and not k.startswith("kl_dim_")]
+def format_terms(record: dict, *, brief: bool = False, groups: tuple[str, ...] = ()) -> str:
+    """The record's loss terms as text, without the per-coordinate series of ``groups`` (key prefixes); ``brief``: the
+    first three training terms and the validation loss."""
+    terms = [k for k in record if k not in HIDDEN and not (groups and k.startswith(groups))]
     if brief:
         terms = [k for k in terms if not k.startswith("val_")][:3] + [k for k in terms if k == "val_loss"]
     return "  ".join(f"{k} {record[k]:.4g}" for k in terms)
@@ -21,8 +22,8 @@ def format_terms(record: dict, *, brief: bool = False) -> str:
 class Progress:
     """Shows epoch, step, throughput and the last epoch's losses; reads no tensors itself."""
 
-    def __init__(self, epochs: int, samples_per_epoch: int, *, verbose: int, stream=None):
-        self.epochs, self.samples_per_epoch, self.verbose = epochs, samples_per_epoch, verbose
+    def __init__(self, epochs: int, samples_per_epoch: int, *, verbose: int, stream=None, groups: tuple[str, ...] = ()):
+        self.epochs, self.samples_per_epoch, self.verbose, self.groups = epochs, samples_per_epoch, verbose, groups
         self.stream = stream or sys.stderr
         self.bar = None
         if verbose and self.stream.isatty():
@@ -39,11 +40,11 @@ class Progress:
     def end_epoch(self, record: dict) -> None:
         if self.bar is not None:
             self.bar.set_description(f"epoch {record['epoch']}/{self.epochs}")
-            self.bar.set_postfix_str(format_terms(record, brief=True), refresh=True)
+            self.bar.set_postfix_str(format_terms(record, brief=True, groups=self.groups), refresh=True)
         elif self.verbose:
             print(
                 f"epoch {record['epoch']}/{self.epochs}  step {record['step']}  "
-                f"{record['samples_per_s']:.0f} samples/s  {format_terms(record)}",
+                f"{record['samples_per_s']:.0f} samples/s  {format_terms(record, groups=self.groups)}",
                 file=self.stream, flush=True,
             )
 
