@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,8 +23,13 @@ class Param:
     none_ok: bool = False
     above: float | None = None  # exclusive lower bound for numbers
     bool_ok: bool = False  # an "int" that also takes False / True as 0 / 1 (verbose=False, as scikit-learn users pass)
+    default: Any = None  # the constructor's default (estimators' __init__ is built from their tables: estimators/base.py)
+    what: str | None = None  # replaces the generated description in messages ("a positive integer (it is recorded)")
+    error: type[InvalidInputError] = InvalidInputError  # what check() raises (DataError for data sources)
 
     def describe(self) -> str:
+        if self.what is not None:
+            return self.what
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
@@ -45,7 +51,7 @@ class Param:
         """Return ``value`` normalised (lists to tuples, ints to floats), or raise InvalidInputError."""
         if value is None and (self.none_ok or self.kind == "seed"):
             return None
-        bad = InvalidInputError(f"{name} must be {self.describe()}; got {value!r}.")
+        bad = self.error(f"{name} must be {self.describe()}; got {value!r}.")
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise bad
@@ -90,6 +96,20 @@ class Param:
         return value
 
 
+def check_number(name: str, value: Any, *, kind: Literal["int", "float"] = "int", low: float | None = None,
+                 high: float | None = None, above: float | None = None, none_ok: bool = False, what: str | None = None,
+                 error: type[InvalidInputError] = InvalidInputError) -> Any:
+    """Check one int or float argument outside a parameter table and return it as a plain ``int`` / ``float``.
+
+    ``low`` is an inclusive lower bound, ``above`` an exclusive one, ``high`` an exclusive upper bound; bools are
+    refused, NumPy scalars accepted, None passes through when ``none_ok``. A bad value raises ``error`` with the
+    message "NAME must be WHAT; got VALUE." where ``what`` defaults to the generated description ("an integer >= 1"):
+
+        n = check_number("n_samples", n_samples, low=1, what="a positive integer")
+    """
+    return Param(kind, "", low=low, high=high, above=above, none_ok=none_ok, what=what, error=error).check(name, value)
+
+
 def check_params(params: dict[str, Any], table: dict[str, Param]) -> dict[str, Any]:
     """Validate every declared parameter; returns the normalised values."""
     return {name: table[name].check(name, value) for name, value in params.items() if name in table}
@@ -131,8 +151,25 @@ TRAINING_PARAMS: dict[str, Param] = {
                        choices=("stop", "skip")),
 }
 
-#: The options of the training engine itself (spec §8): every estimator has them, with these defaults.
+#: The options of the training engine itself (spec §8): every estimator trained by the loop has them, with these defaults.
 ENGINE_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam", "momentum": 0.0, "weight_decay_on": "all", "lr_schedule": "constant", "warmup_steps": 0,
     "lr_decay": 0.1, "lr_step_epochs": None, "lr_patience": 5, "grad_clip": None, "precision": "32", "tensorboard": False,
 }
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 50, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "validation_fraction": 0.1, "early_stopping": False,
+    "patience": 10, "scaling": "auto", "device": "auto", "verbose": 0, "random_state": None, "checkpoint_steps": None,
+    "nonfinite": "stop", **ENGINE_DEFAULTS,
+}
+TRAINING_PARAMS = {name: dataclasses.replace(p, default=TRAINING_DEFAULTS[name]) for name, p in TRAINING_PARAMS.items()}
+
+
+def training_params(*, only: tuple[str, ...] | None = None, **defaults: Any) -> dict[str, Param]:
+    """The training parameters an estimator declares (all of them, or ``only`` those), with its own ``defaults`` where
+    they differ from :data:`TRAINING_DEFAULTS` (a GAN's batch of 64, Mult-VAE's 100 epochs)."""
+    unknown = set(defaults) - set(TRAINING_PARAMS)
+    if unknown:
+        raise ValueError(f"not training parameters: {sorted(unknown)}")
+    names = TRAINING_PARAMS if only is None else only
+    return {n: dataclasses.replace(TRAINING_PARAMS[n], default=defaults[n]) if n in defaults else TRAINING_PARAMS[n]
+            for n in names}

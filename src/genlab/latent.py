@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import norm
 
 from . import families, plots
+from ._params import check_number
 from .errors import InvalidInputError
 
 __all__ = ["apply_attribute", "attribute_vector", "interpolate", "interpolate_codes", "lerp", "manifold_grid", "slerp", "traverse",
@@ -50,9 +51,7 @@ def _check_endpoints(z0, z1) -> tuple[np.ndarray, np.ndarray, np.dtype]:
 
 
 def _check_steps(n_steps) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
-        raise InvalidInputError(f"n_steps must be an integer >= 2 (the two end points included), got {n_steps!r}.")
-    return int(n_steps)
+    return check_number("n_steps", n_steps, low=2, what="an integer >= 2 (the two end points included)")
 
 
 def lerp(z0, z1, n_steps: int = 8) -> np.ndarray:
@@ -275,8 +274,7 @@ def traverse(est, x, dim: int, values=None, y=None, *, steps: int = 9) -> np.nda
     ndarray of shape (m, *input_shape), user units.
     """
     k = _check_model(est)
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 0 <= dim < k:
-        raise InvalidInputError(f"dim must be an integer in 0..{k - 1} (this model has latent_dim={k}); got {dim!r}.")
+    dim = check_number("dim", dim, low=0, high=k, what=f"an integer in 0..{k - 1} (this model has latent_dim={k})")
     if values is None:
         mean, std = _code_distribution(est, k)
         values = mean[dim] + std[dim] * np.linspace(-3.0, 3.0, _check_steps(steps))
@@ -314,8 +312,7 @@ def manifold_grid(est, n: int = 15, y=None) -> np.ndarray:
     if k != 2:
         raise InvalidInputError(f"the manifold grid needs a 2-D latent space; this {type(est).__name__} has latent_dim={k}. "
                                 "Use traverse() for one coordinate at a time.")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise InvalidInputError(f"n must be an integer >= 2, got {n!r}.")
+    n = check_number("n", n, low=2)
     mean, std = _code_distribution(est, 2)
     q = norm.ppf(np.linspace(0.05, 0.95, n))  # (n,), increasing
     z0, z1 = np.meshgrid(mean[0] + std[0] * q, mean[1] + std[1] * q[::-1])  # each (n, n): [i, j] -> (q[j], q[n-1-i])

@@ -8,6 +8,7 @@ import errno
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..runs import last_checkpoint
 
 USER_ERRORS = (InvalidInputError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
 #: The machine, not the input: a full disk or quota, no permission, a read-only file system. Exit 3.
@@ -28,13 +29,11 @@ def _run_of(args) -> Path | None:
 
 def _kept(args) -> tuple[str, str]:
     """(what the run still has, how to continue), from its newest complete checkpoint."""
-    from ..training.checkpoint import list_checkpoints
-
     run = _run_of(args)
-    names = list_checkpoints(run / "checkpoints") if run is not None and (run / "checkpoints").is_dir() else []
-    if not names:
+    checkpoint = None if run is None else last_checkpoint(run)
+    if checkpoint is None:
         return "", "then run the command again"
-    return (f"the last good checkpoint is {run / 'checkpoints' / names[-1]}, nothing before it was lost",
+    return (f"the last good checkpoint is {checkpoint}, nothing before it was lost",
             f"then continue with `genlab train --resume {run}`")
 
 

@@ -11,7 +11,7 @@ from .. import families
 from ..errors import InvalidInputError
 from ..estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
 from ..estimators.recommend import MULTVAE_PARAMS
-from ..models.ranking import RANKING_LABELS
+from ..evaluate import RANKING_LABELS
 from ..report import write_report
 from ..report.recommend import ease_note
 from ..runs import recommend as recommending

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import numbers
 import operator
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from .._params import check_number
 from ..errors import DataError, InvalidInputError
 from .files import _is_number
 
@@ -140,8 +140,7 @@ def load_interactions(
     path = Path(path)
     if not math.isfinite(threshold):
         raise InvalidInputError(f"threshold must be a finite number, got {threshold}.")
-    if isinstance(min_interactions, bool) or not isinstance(min_interactions, numbers.Integral) or min_interactions < 1:
-        raise InvalidInputError(f"min_interactions must be an integer >= 1 (1 keeps every user), got {min_interactions!r}.")
+    min_interactions = check_number("min_interactions", min_interactions, low=1, what="an integer >= 1 (1 keeps every user)")
     if sep is not None and (not isinstance(sep, str) or sep == ""):
         raise InvalidInputError(f"sep must be a non-empty string such as ',', '\\t' or '::', got {sep!r}.")
     if not path.is_file():

@@ -9,12 +9,12 @@ Matrices are ``scipy.sparse`` CSR (float32); nothing here builds a dense users Ã
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 
+from .._params import check_number
 from .._validation import resolve_seed
 from ..errors import InvalidInputError
 from .interactions import Interactions
@@ -69,8 +69,7 @@ def make_interactions(
         A binary float32 matrix; user ids ``0..n_users-1``, item ids ``0..n_items-1``.
     """
     for name, value in (("n_users", n_users), ("n_items", n_items), ("n_groups", n_groups)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+        check_number(name, value, low=1, what="a positive integer")
     if n_groups > n_items:
         raise InvalidInputError(f"n_groups={n_groups} is more than n_items={n_items}: every group needs at least one item.")
     low, high = (int(v) for v in items_per_user)
@@ -163,8 +162,7 @@ def split_users(n_users: int, n_heldout: int, *, random_state) -> UserSplit:
     are validation then test users, the rest train. Each array is sorted (row indices, int64).
     """
     for name, value in (("n_users", n_users), ("n_heldout", n_heldout)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise InvalidInputError(f"{name} must be a non-negative integer, got {value!r}.")
+        check_number(name, value, low=0, what="a non-negative integer")
     n_train = n_users - 2 * n_heldout
     if n_train < 1:
         raise InvalidInputError(

@@ -7,7 +7,6 @@ import functools
 import gzip
 import importlib.resources
 import importlib.util
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._params import check_number
 from ..errors import DataError
 from .files import read_path
 
@@ -271,10 +271,7 @@ def load(
     """
     if split is not None and split not in ("train", "test"):
         raise DataError(f"split must be 'train', 'test' or None, got {split!r}.")
-    if n_samples is not None and (
-        isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1
-    ):
-        raise DataError(f"n_samples must be a positive int, got {n_samples!r}.")
+    n_samples = check_number("n_samples", n_samples, low=1, none_ok=True, what="a positive int (or None)", error=DataError)
     builtin = _REGISTRY.get(source) if isinstance(source, str) else None
     if builtin is None:
         path = Path(source)

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.mixture import GaussianMixture
 
-from .._params import TRAINING_PARAMS, Param
+from .._params import Param, training_params
 from .._validation import check_array, resolve_seed
 from ..errors import InvalidInputError
 from ..models import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
@@ -18,19 +18,19 @@ from ..training import distributed, resolve_device, write_metrics
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 AE_PARAMS: dict[str, Param] = {
-    "latent_dim": Param("int", "size of the code", low=1),
-    "arch": Param("str", "encoder/decoder: mlp, conv (images) or linear (= PCA)", choices=("mlp", "conv", "linear")),
+    "latent_dim": Param("int", "size of the code", low=1, default=8),
+    "arch": Param("str", "encoder/decoder: mlp, conv (images) or linear (= PCA)", choices=("mlp", "conv", "linear"), default="mlp"),
     "hidden": Param("ints", "hidden layer widths (mlp) or fully-connected widths after the convs (conv); default per arch",
-                    none_ok=True),
-    "channels": Param("ints", "conv channels per downsampling step"),
-    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu")),
+                    none_ok=True, default=None),
+    "channels": Param("ints", "conv channels per downsampling step", default=(32, 64)),
+    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu"), default="relu"),
     "code_activation": Param("str", "activation on the code (sigmoid for the 8-3-8 demo)", choices=("sigmoid", "tanh"),
-                             none_ok=True),
-    "loss": Param("str", "reconstruction loss: squared error or binary cross-entropy", choices=("mse", "bce")),
+                             none_ok=True, default=None),
+    "loss": Param("str", "reconstruction loss: squared error or binary cross-entropy", choices=("mse", "bce"), default="mse"),
     "solver": Param("str", "auto: closed form for arch=linear with mse, gradient otherwise",
-                    choices=("auto", "closed_form", "gradient")),
-    "sampler_components": Param("int", "Gaussian mixture components fitted to the codes for sample()", low=1),
-    **TRAINING_PARAMS,
+                    choices=("auto", "closed_form", "gradient"), default="auto"),
+    "sampler_components": Param("int", "Gaussian mixture components fitted to the codes for sample()", low=1, default=1),
+    **training_params(),
 }
 DEFAULT_HIDDEN = {"mlp": (256, 128), "conv": (), "linear": ()}
 
@@ -72,38 +72,8 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     """
 
     _params = AE_PARAMS
+    _positional = ("latent_dim",)
     _fitted_arrays = ("components_", "explained_variance_", "mean_", "code_weights_", "code_means_", "code_covariances_")
-
-    def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu",
-                 code_activation=None, loss="mse", solver="auto", sampler_components=1, epochs=50, batch_size=128,
-                 lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10,
-                 scaling="auto", device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop",
-                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
-                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
-                 tensorboard=False):
-        self.latent_dim = latent_dim
-        self.arch = arch
-        self.hidden = hidden
-        self.channels = channels
-        self.activation = activation
-        self.code_activation = code_activation
-        self.loss = loss
-        self.solver = solver
-        self.sampler_components = sampler_components
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.scaling = scaling
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
-        self.checkpoint_steps = checkpoint_steps
-        self.nonfinite = nonfinite
-        self._keep_engine_options(locals())
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()

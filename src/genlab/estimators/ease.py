@@ -20,7 +20,6 @@ Fitting is one Cholesky factorisation and inversion of an items × items matrix:
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 from typing import Any, ClassVar
@@ -28,11 +27,12 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
-from sklearn.base import BaseEstimator
 
-from .._params import Param, check_params
+from .._modelfile import TensorSpec
+from .._params import Param, check_number, check_params
 from .._validation import resolve_seed
 from ..errors import InvalidInputError
+from .base import DeclaredEstimator, SavedModel
 from .recommend import (
     RecommenderMixin,
     check_interactions,
@@ -50,13 +50,13 @@ _BLOCK = 2048  # columns of the Gram matrix (and rows of the mirrored triangle) 
 
 EASE_PARAMS: dict[str, Param] = {
     "l2": Param("float", "λ, the ridge penalty of the item weights (None or 'auto': chosen from L2_GRID by the validation "
-                "users' NDCG@100)", above=0, none_ok=True),
+                "users' NDCG@100)", above=0, none_ok=True, default=None),
     "validation_users": Param("int", "users held out to choose l2 by NDCG@100 (None: 10%, at most 10 000, when l2 is chosen; "
-                              "else 0)", low=0, none_ok=True),
+                              "else 0)", low=0, none_ok=True, default=None),
     "max_items": Param("int", "refuse to fit more items than this: fitting holds an items × items float64 matrix "
-                       "(8·items² bytes)", low=1),
-    "verbose": Param("int", "0 silent, 1 a line per λ tried (stderr)", low=0, bool_ok=True),
-    "random_state": Param("seed", "seed of the validation users and of their 80/20 split (None: fresh)"),
+                       "(8·items² bytes)", low=1, default=DEFAULT_MAX_ITEMS),
+    "verbose": Param("int", "0 silent, 1 a line per λ tried (stderr)", low=0, bool_ok=True, default=0),
+    "random_state": Param("seed", "seed of the validation users and of their 80/20 split (None: fresh)", default=None),
 }
 
 
@@ -118,7 +118,7 @@ def _mirror_lower(P: np.ndarray) -> None:
         diagonal_block[upper] = diagonal_block.T[upper]
 
 
-class EASE(RecommenderMixin, BaseEstimator):
+class EASE(SavedModel, RecommenderMixin, DeclaredEstimator):
     """Embarrassingly shallow autoencoder (Steck, WWW 2019): closed-form item-item ridge regression with a
     zero diagonal, users × items sparse input (counts or 0/1, used as given). Scores are ``x · B``.
 
@@ -163,14 +163,8 @@ class EASE(RecommenderMixin, BaseEstimator):
     """
 
     _params: ClassVar[dict[str, Param]] = EASE_PARAMS
+    _positional = ("l2",)
     _fitted_arrays: ClassVar[tuple[str, ...]] = ("weights_", "validation_rows_")
-
-    def __init__(self, l2=None, *, validation_users=None, max_items=DEFAULT_MAX_ITEMS, verbose=0, random_state=None):
-        self.l2 = l2
-        self.validation_users = validation_users
-        self.max_items = max_items
-        self.verbose = verbose
-        self.random_state = random_state
 
     def _validated_params(self) -> dict[str, Any]:
         """The parameters checked against :data:`EASE_PARAMS`; ``l2`` is None (choose it) or a finite float > 0."""
@@ -178,9 +172,8 @@ class EASE(RecommenderMixin, BaseEstimator):
         l2 = params.pop("l2")
         if isinstance(l2, str) and l2 == "auto":
             l2 = None
-        if l2 is not None and (isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not 0 < l2 < math.inf):
-            raise InvalidInputError(f"l2 must be a finite number > 0, None or 'auto'; got {l2!r}.")
-        return {**check_params(params, self._params), "l2": None if l2 is None else float(l2)}
+        l2 = check_number("l2", l2, kind="float", above=0, high=math.inf, none_ok=True, what="a finite number > 0, None or 'auto'")
+        return {**check_params(params, self._params), "l2": l2}
 
     def fit(self, X, y=None):
         """Fit to ``X``, users × items (scipy.sparse or a 2-D array; counts or 0/1). Returns ``self``."""
@@ -227,21 +220,17 @@ class EASE(RecommenderMixin, BaseEstimator):
         X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         return np.asarray(X @ self.weights_)
 
-    def save(self, path):
-        """Write ``model.json`` + ``model.safetensors`` into folder ``path``; see :func:`genlab.load`."""
-        from ..io import save_estimator
-
+    def _check_fitted(self) -> None:
         self._n_items()
-        return save_estimator(self, path)
 
-    # -- persistence hooks (genlab.io) ----------------------------------------------------------------
-    def _fitted_values(self) -> dict[str, Any]:
-        """The fitted state that is not an array, as JSON values."""
-        return {"n_features_in_": self.n_features_in_, "seed_": self.seed_, "l2_": self.l2_,
-                "validation_scores_": self.validation_scores_}
+    # -- persistence hooks (genlab._modelfile): no torch module, the fitted arrays are the model ----------------
+    def _saved_state(self):
+        fitted = {"n_features_in_": self.n_features_in_, "seed_": self.seed_, "l2_": self.l2_,
+                  "validation_scores_": self.validation_scores_}
+        return fitted, None, {f"fitted/{name}": getattr(self, name) for name in self._fitted_arrays}
 
-    def _restore_fitted(self, values: dict[str, Any]) -> dict[str, tuple[tuple[int | None, ...], str]]:
-        """Set the JSON part of the fitted state; returns the arrays to expect, name: (shape (None: any), dtype)."""
+    def _restore_state(self, values: dict[str, Any], module, version: int) -> dict[str, TensorSpec]:
+        """Set the JSON part of the fitted state; returns the arrays to expect."""
         n = int(values["n_features_in_"])
         l2 = float(values["l2_"])
         if n < 1 or not math.isfinite(l2) or l2 <= 0:
@@ -250,10 +239,11 @@ class EASE(RecommenderMixin, BaseEstimator):
         if not all(set(r) >= {"l2", "ndcg_at_100"} for r in scores):
             raise ValueError("validation_scores_ entries need l2 and ndcg_at_100")
         self.n_features_in_, self.seed_, self.l2_, self.validation_scores_ = n, int(values["seed_"]), l2, scores
-        return {"weights_": ((n, n), "float64"), "validation_rows_": ((None,), "int64")}
+        return {"fitted/weights_": ((n, n), "float64"), "fitted/validation_rows_": ((None,), "int64")}
 
-    def _check_restored(self) -> None:
-        """Raise ValueError if the loaded arrays cannot be this model's."""
+    def _restore_tensors(self, tensors) -> None:
+        """Set the arrays; ValueError if they cannot be this model's."""
+        self.weights_, self.validation_rows_ = (tensors[f"fitted/{name}"].numpy() for name in self._fitted_arrays)
         if np.diagonal(self.weights_).any():
             raise ValueError("weights_ must have a zero diagonal (an item never predicts itself)")
         rows = self.validation_rows_

@@ -11,39 +11,43 @@ import numpy as np
 import torch
 from sklearn.utils.metaestimators import available_if
 
-from .._params import TRAINING_PARAMS, Param
+from .._params import Param, training_params
 from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import GANConfig, GANModule
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 GAN_PARAMS: dict[str, Param] = {
-    "latent_dim": Param("int", "size of z (None: 16, or the data's dimension if smaller)", low=1, none_ok=True),
-    "arch": Param("str", "mlp, or conv (DCGAN: strided convs, batch-norm, no pooling)", choices=("mlp", "conv")),
-    "hidden": Param("ints", "hidden widths of the MLP generator and discriminator", none_ok=True),
-    "channels": Param("ints", "DCGAN discriminator channels (the generator mirrors them)"),
-    "loss": Param("str", "minimax, nonsaturating, wasserstein or hinge", choices=("minimax", "nonsaturating", "wasserstein", "hinge")),
-    "penalty": Param("str", "Wasserstein critic's Lipschitz constraint: gradient penalty or weight clipping", choices=("gp", "clip")),
+    "latent_dim": Param("int", "size of z (None: 16, or the data's dimension if smaller)", low=1, none_ok=True, default=None),
+    "arch": Param("str", "mlp, or conv (DCGAN: strided convs, batch-norm, no pooling)", choices=("mlp", "conv"), default="mlp"),
+    "hidden": Param("ints", "hidden widths of the MLP generator and discriminator", none_ok=True, default=None),
+    "channels": Param("ints", "DCGAN discriminator channels (the generator mirrors them)", default=(64, 128)),
+    "loss": Param("str", "minimax, nonsaturating, wasserstein or hinge", choices=("minimax", "nonsaturating", "wasserstein", "hinge"),
+                  default="nonsaturating"),
+    "penalty": Param("str", "Wasserstein critic's Lipschitz constraint: gradient penalty or weight clipping", choices=("gp", "clip"),
+                     default="gp"),
     "gp_weight": Param("float", "gradient-penalty weight λ (None: 10 for images, 0.1 for vectors, as Gulrajani et al. use)",
-                       low=0, none_ok=True),
-    "clip_value": Param("float", "weight-clipping bound", low=0),
-    "prior": Param("str", "distribution of z", choices=("normal", "uniform")),
-    "d_steps": Param("int", "discriminator updates per step (k_d; None: 5 for wasserstein, else 1)", low=1, none_ok=True),
-    "g_steps": Param("int", "generator updates per step (k_g; 0 trains only D)", low=0),
-    "label_smoothing": Param("float", "target for real samples (1 none, 0.9 one-sided smoothing)", low=0.5, high=1.0000001),
-    "instance_noise": Param("float", "std of Gaussian noise added to D's inputs, annealed to 0", low=0),
-    "noise_anneal_steps": Param("int", "steps over which instance noise decays to 0", low=1),
-    "spectral_norm": Param("bool", "spectral normalisation in the discriminator"),
-    "lr_g": Param("float", "generator learning rate (None: lr)", low=0, none_ok=True),
-    "lr_d": Param("float", "discriminator learning rate (None: lr)", low=0, none_ok=True),
-    "betas": Param("floats", "Adam betas for both players", low=0, high=1),
-    "ema": Param("float", "decay of the moving average of G's weights that sample() uses (0: the last weights)", low=0, high=0.9999999),
+                       low=0, none_ok=True, default=None),
+    "clip_value": Param("float", "weight-clipping bound", low=0, default=0.01),
+    "prior": Param("str", "distribution of z", choices=("normal", "uniform"), default="normal"),
+    "d_steps": Param("int", "discriminator updates per step (k_d; None: 5 for wasserstein, else 1)", low=1, none_ok=True, default=None),
+    "g_steps": Param("int", "generator updates per step (k_g; 0 trains only D)", low=0, default=1),
+    "label_smoothing": Param("float", "target for real samples (1 none, 0.9 one-sided smoothing)", low=0.5, high=1.0000001, default=1.0),
+    "instance_noise": Param("float", "std of Gaussian noise added to D's inputs, annealed to 0", low=0, default=0.0),
+    "noise_anneal_steps": Param("int", "steps over which instance noise decays to 0", low=1, default=1000),
+    "spectral_norm": Param("bool", "spectral normalisation in the discriminator", default=False),
+    "lr_g": Param("float", "generator learning rate (None: lr)", low=0, none_ok=True, default=None),
+    "lr_d": Param("float", "discriminator learning rate (None: lr)", low=0, none_ok=True, default=None),
+    "betas": Param("floats", "Adam betas for both players", low=0, high=1, default=(0.5, 0.999)),
+    "ema": Param("float", "decay of the moving average of G's weights that sample() uses (0: the last weights)", low=0, high=0.9999999,
+                 default=0.999),
     "output": Param("str", "generator output: auto (tanh for images scaled to [-1,1], linear for vectors), tanh, sigmoid, linear",
-                    choices=("auto", "tanh", "sigmoid", "linear")),
-    "conditional": Param("bool", "condition G and D on class labels (fit(X, y); sample(n, y=c))"),
-    "semi_supervised": Param("bool", "C+1-class discriminator; fit(X, y) with unlabelled rows marked -1; predict()"),
-    **TRAINING_PARAMS,
-    "lr": Param("float", "learning rate of both players (None: 1e-3 for mlp, 2e-4 for conv as in DCGAN)", low=0, none_ok=True),
+                    choices=("auto", "tanh", "sigmoid", "linear"), default="auto"),
+    "conditional": Param("bool", "condition G and D on class labels (fit(X, y); sample(n, y=c))", default=False),
+    "semi_supervised": Param("bool", "C+1-class discriminator; fit(X, y) with unlabelled rows marked -1; predict()", default=False),
+    **training_params(batch_size=64, validation_fraction=0.0),
+    "lr": Param("float", "learning rate of both players (None: 1e-3 for mlp, 2e-4 for conv as in DCGAN)", low=0, none_ok=True,
+                default=None),
 }
 
 
@@ -93,52 +97,7 @@ class GAN(GenerativeEstimator):
     """
 
     _params = GAN_PARAMS
-
-    def __init__(self, latent_dim=None, *, arch="mlp", hidden=None, channels=(64, 128), loss="nonsaturating", penalty="gp",
-                 gp_weight=None, clip_value=0.01, prior="normal", d_steps=None, g_steps=1, label_smoothing=1.0, instance_noise=0.0,
-                 noise_anneal_steps=1000, spectral_norm=False, lr_g=None, lr_d=None, betas=(0.5, 0.999), ema=0.999, output="auto",
-                 conditional=False, semi_supervised=False, epochs=50, batch_size=64, lr=None, weight_decay=0.0,
-                 validation_fraction=0.0, early_stopping=False, patience=10, scaling="auto", device="auto", verbose=0,
-                 random_state=None, checkpoint_steps=None, nonfinite="stop",
-                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
-                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
-                 tensorboard=False):
-        self.latent_dim = latent_dim
-        self.arch = arch
-        self.hidden = hidden
-        self.channels = channels
-        self.loss = loss
-        self.penalty = penalty
-        self.gp_weight = gp_weight
-        self.clip_value = clip_value
-        self.prior = prior
-        self.d_steps = d_steps
-        self.g_steps = g_steps
-        self.label_smoothing = label_smoothing
-        self.instance_noise = instance_noise
-        self.noise_anneal_steps = noise_anneal_steps
-        self.spectral_norm = spectral_norm
-        self.lr_g = lr_g
-        self.lr_d = lr_d
-        self.betas = betas
-        self.ema = ema
-        self.output = output
-        self.conditional = conditional
-        self.semi_supervised = semi_supervised
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.scaling = scaling
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
-        self.checkpoint_steps = checkpoint_steps
-        self.nonfinite = nonfinite
-        self._keep_engine_options(locals())
+    _positional = ("latent_dim",)
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()

@@ -13,22 +13,20 @@ validation-user helpers are also :class:`~genlab.EASE`'s (``ease.py``).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 
-from .._params import ENGINE_DEFAULTS, TRAINING_PARAMS, Param, check_params
+from .._params import ENGINE_DEFAULTS, Param, check_number, training_params
 from .._validation import check_array, resolve_seed
 from ..data.protocol import fold_in_split
-from ..data.scaling import Scaling
 from ..errors import InvalidInputError
 from ..models import MultVAEConfig, MultVAEModule
 from ..models.ranking import RANKING_METRICS, top_n
-from ..training import SparseRows, TensorData, train
-from .base import PREDICT_BATCH, GenerativeEstimator
+from ..training import SparseRows, TensorData
+from .base import PREDICT_BATCH, DeclaredEstimator, GenerativeEstimator
 
 
 def check_interactions(X, n_items: int | None = None, *, owner: str = "this recommender") -> sparse.csr_matrix:
@@ -64,8 +62,7 @@ class RecommenderMixin:
     def recommend(self, X, n: int = 10) -> np.ndarray:
         """The ``n`` best item indices per row of ``X``, excluding the row's own items (best first;
         −1 pads a row with fewer than ``n`` unseen items)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise InvalidInputError(f"n must be a positive integer, got {n!r}.")
+        n = check_number("n", n, low=1, what="a positive integer")
         X = check_interactions(X, self._n_items(), owner=type(self).__name__)
         return np.concatenate([top_n(self.item_scores(X[s:s + PREDICT_BATCH]), int(n), X[s:s + PREDICT_BATCH])
                                for s in range(0, X.shape[0], PREDICT_BATCH)])
@@ -134,7 +131,7 @@ def ranking_metrics(item_scores, fold_in: sparse.csr_matrix, heldout: sparse.csr
     return {name: float(np.nanmean(np.concatenate(v))) for name, v in per_user.items()}
 
 
-class Popularity(RecommenderMixin, BaseEstimator):
+class Popularity(RecommenderMixin, DeclaredEstimator):
     """Baseline: recommends the items most users interacted with, the same list for everyone. A scikit-learn
     estimator without parameters (``clone``, ``get_params``)."""
 
@@ -151,15 +148,16 @@ class Popularity(RecommenderMixin, BaseEstimator):
 
 
 MULTVAE_PARAMS: dict[str, Param] = {
-    "hidden": Param("ints", "encoder hidden widths (the decoder mirrors them)"),
-    "latent_dim": Param("int", "size of the user code z", low=1),
-    "dropout": Param("float", "dropout on the L2-normalised input rows", low=0, high=1),
-    "beta_cap": Param("float", "the KL weight β rises linearly from 0 to this cap (VAE only)", low=0),
-    "anneal_steps": Param("int", "updates over which β reaches the cap (None: 80% of the training updates)", low=1, none_ok=True),
+    "hidden": Param("ints", "encoder hidden widths (the decoder mirrors them)", default=(600,)),
+    "latent_dim": Param("int", "size of the user code z", low=1, default=200),
+    "dropout": Param("float", "dropout on the L2-normalised input rows", low=0, high=1, default=0.5),
+    "beta_cap": Param("float", "the KL weight β rises linearly from 0 to this cap (VAE only)", low=0, default=0.2),
+    "anneal_steps": Param("int", "updates over which β reaches the cap (None: 80% of the training updates)", low=1, none_ok=True,
+                          default=None),
     "validation_users": Param("int", "users held out to choose the epoch by NDCG@100 (None: 10%, at most 10 000; 0: none)",
-                              low=0, none_ok=True),
-    **{k: TRAINING_PARAMS[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "device", "verbose", "random_state",
-                                        *ENGINE_DEFAULTS)},
+                              low=0, none_ok=True, default=None),
+    **training_params(only=("epochs", "batch_size", "lr", "weight_decay", "device", "verbose", "random_state", *ENGINE_DEFAULTS),
+                      epochs=100, batch_size=500),
 }
 
 
@@ -190,30 +188,9 @@ class MultVAE(TransformerMixin, RecommenderMixin, GenerativeEstimator):
     """
 
     _params = MULTVAE_PARAMS
+    _scaled = False  # counts go in as they are
+    _positional = ("hidden", "latent_dim")
     _variational = True
-
-    def __init__(self, hidden=(600,), latent_dim=200, *, dropout=0.5, beta_cap=0.2, anneal_steps=None, validation_users=None,
-                 epochs=100, batch_size=500, lr=1e-3, weight_decay=0.0, device="auto", verbose=0, random_state=None,
-                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
-                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
-                 tensorboard=False):
-        self.hidden = hidden
-        self.latent_dim = latent_dim
-        self.dropout = dropout
-        self.beta_cap = beta_cap
-        self.anneal_steps = anneal_steps
-        self.validation_users = validation_users
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
-        self._keep_engine_options(locals())
-
-    def _validated_params(self) -> dict[str, Any]:
-        return check_params(self.get_params(), self._params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -227,29 +204,25 @@ class MultVAE(TransformerMixin, RecommenderMixin, GenerativeEstimator):
 
     def fit(self, X, y=None, *, run_dir=None, resume=False):
         """Fit to ``X``, users × items (scipy.sparse; counts or 0/1). Returns ``self``."""
-        params = self._validated_params()
+        return super().fit(X, y, run_dir=run_dir, resume=resume)
+
+    def _prepare_data(self, X, y) -> tuple[TensorData, TensorData | None]:
+        """Sparse rows, never densified; the validation users (their fold-in and held-out items) choose the epoch."""
         X = check_interactions(X, owner=type(self).__name__)
-        self.seed_ = resolve_seed(params["random_state"])
         self.n_features_in_ = X.shape[1]
         self.input_shape_, self.n_classes_ = (self.n_features_in_,), None
-        self.scaling_ = Scaling.fit(np.zeros((1, self.n_features_in_), np.float32), mode="none")
-        n_val = default_validation_users(X.shape[0]) if params["validation_users"] is None else params["validation_users"]
+        n_val = default_validation_users(X.shape[0]) if self.validation_users is None else self.validation_users
         train_rows, val_rows = validation_split(X.shape[0], n_val, self.seed_)
         self.validation_rows_ = val_rows
-        n_train = len(train_rows)
-        steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
-        train_data = TensorData(SparseRows(X[train_rows]))
-        val_data = None
-        if n_val:
-            val_data = TensorData(*map(SparseRows, validation_fold_in(X[val_rows], self.seed_)))
-        module = self._build_module(self.input_shape_, None)
+        val_data = TensorData(*map(SparseRows, validation_fold_in(X[val_rows], self.seed_))) if n_val else None
+        return TensorData(SparseRows(X[train_rows])), val_data
+
+    def _fit_module(self, module, train_data, val_data, run_dir, resume, config=None) -> list[dict]:
+        steps_per_epoch = max(1, math.ceil(len(train_data.x) / self.batch_size))
         module.anneal_steps.fill_(self.anneal_steps or max(1, int(0.8 * self.epochs * steps_per_epoch)))
         # the epoch with the best validation NDCG@100 is kept; a checkpoint of a 20k-item model is large, so runs keep the last
-        config = self._train_config(keep_best=bool(n_val), checkpoint_every=self.epochs)
-        result = train(module, train_data, val_data, config, seed=self.seed_, run_dir=run_dir, resume=resume)
-        self.history_, self.best_epoch_ = result.history, result.best_epoch
-        self.module_ = module.eval()
-        return self
+        config = self._train_config(keep_best=val_data is not None, checkpoint_every=self.epochs)
+        return super()._fit_module(module, train_data, val_data, run_dir, resume, config)
 
     def item_scores(self, X) -> np.ndarray:
         """Unnormalised item scores (decoder logits) for each user row: rows × items, dense."""

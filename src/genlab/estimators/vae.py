@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 
-from .._params import TRAINING_PARAMS, Param
+from .._params import Param, check_number, training_params
 from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import VAEConfig, VAEModule, importance_weighted_log_likelihood, mutual_information, posterior_moments
@@ -18,27 +18,29 @@ from ..models.vae import row_normals
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 VAE_PARAMS: dict[str, Param] = {
-    "latent_dim": Param("int", "size of z", low=1),
-    "arch": Param("str", "encoder/decoder networks", choices=("mlp", "conv")),
-    "hidden": Param("ints", "hidden widths (mlp) or fully-connected widths after the convs (conv); default per arch", none_ok=True),
-    "channels": Param("ints", "conv channels per downsampling step"),
-    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "elu", "gelu")),
+    "latent_dim": Param("int", "size of z", low=1, default=8),
+    "arch": Param("str", "encoder/decoder networks", choices=("mlp", "conv"), default="mlp"),
+    "hidden": Param("ints", "hidden widths (mlp) or fully-connected widths after the convs (conv); default per arch", none_ok=True,
+                    default=None),
+    "channels": Param("ints", "conv channels per downsampling step", default=(32, 64)),
+    "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "elu", "gelu"), default="relu"),
     "likelihood": Param("str", "p(x|z): bernoulli (data in [0,1]), gaussian, multinomial (counts)",
-                        choices=("bernoulli", "gaussian", "multinomial")),
-    "variance": Param("str", "gaussian variance: fixed (sigma2), learned per pixel, or per sample", choices=("fixed", "pixel", "sample")),
-    "sigma2": Param("float", "fixed Gaussian variance σ² (small: reconstruction dominates)", low=1e-8),
-    "beta": Param("float", "weight of the KL term: 1 VAE, >1 beta-VAE, 0 a noisy autoencoder", low=0),
-    "kl_warmup": Param("int", "steps over which beta ramps up from 0 (KL annealing)", low=0),
-    "free_bits": Param("float", "minimum KL per latent dimension in nats (batch mean)", low=0),
-    "n_mc": Param("int", "Monte-Carlo samples of z per datapoint in the ELBO", low=1),
-    "conditional": Param("bool", "condition on class labels y (fit(X, y); sample(n, y=c))"),
-    "encoder_sees_label": Param("bool", "conditional: give y to the encoder too (False: encoding needs no label)"),
+                        choices=("bernoulli", "gaussian", "multinomial"), default="bernoulli"),
+    "variance": Param("str", "gaussian variance: fixed (sigma2), learned per pixel, or per sample", choices=("fixed", "pixel", "sample"),
+                      default="fixed"),
+    "sigma2": Param("float", "fixed Gaussian variance σ² (small: reconstruction dominates)", low=1e-8, default=1.0),
+    "beta": Param("float", "weight of the KL term: 1 VAE, >1 beta-VAE, 0 a noisy autoencoder", low=0, default=1.0),
+    "kl_warmup": Param("int", "steps over which beta ramps up from 0 (KL annealing)", low=0, default=0),
+    "free_bits": Param("float", "minimum KL per latent dimension in nats (batch mean)", low=0, default=0.0),
+    "n_mc": Param("int", "Monte-Carlo samples of z per datapoint in the ELBO", low=1, default=1),
+    "conditional": Param("bool", "condition on class labels y (fit(X, y); sample(n, y=c))", default=False),
+    "encoder_sees_label": Param("bool", "conditional: give y to the encoder too (False: encoding needs no label)", default=True),
     "binarize": Param("str", "bernoulli data: none, fixed (threshold 0.5) or dynamic (x ~ Bernoulli(x) each epoch)",
-                      choices=("none", "fixed", "dynamic")),
+                      choices=("none", "fixed", "dynamic"), default="none"),
     "training": Param("str", "standard, or aggressive inference-network updates against posterior collapse (He et al. 2019)",
-                      choices=("standard", "aggressive")),
-    "n_importance": Param("int", "importance samples K for score_samples (log-likelihood)", low=1),
-    **TRAINING_PARAMS,
+                      choices=("standard", "aggressive"), default="standard"),
+    "n_importance": Param("int", "importance samples K for score_samples (log-likelihood)", low=1, default=1000),
+    **training_params(),
 }
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": ()}
 
@@ -77,47 +79,8 @@ class VAE(TransformerMixin, GenerativeEstimator):
     """
 
     _params = VAE_PARAMS
+    _positional = ("latent_dim",)
     _has_likelihood = True
-
-    def __init__(self, latent_dim=8, *, arch="mlp", hidden=None, channels=(32, 64), activation="relu", likelihood="bernoulli",
-                 variance="fixed", sigma2=1.0, beta=1.0, kl_warmup=0, free_bits=0.0, n_mc=1, conditional=False,
-                 encoder_sees_label=True, binarize="none", training="standard", n_importance=1000, epochs=50, batch_size=128,
-                 lr=1e-3, weight_decay=0.0, validation_fraction=0.1, early_stopping=False, patience=10, scaling="auto",
-                 device="auto", verbose=0, random_state=None, checkpoint_steps=None, nonfinite="stop",
-                 optimizer="adam", momentum=0.0, weight_decay_on="all", lr_schedule="constant",
-                 warmup_steps=0, lr_decay=0.1, lr_step_epochs=None, lr_patience=5, grad_clip=None, precision="32",
-                 tensorboard=False):
-        self.latent_dim = latent_dim
-        self.arch = arch
-        self.hidden = hidden
-        self.channels = channels
-        self.activation = activation
-        self.likelihood = likelihood
-        self.variance = variance
-        self.sigma2 = sigma2
-        self.beta = beta
-        self.kl_warmup = kl_warmup
-        self.free_bits = free_bits
-        self.n_mc = n_mc
-        self.conditional = conditional
-        self.encoder_sees_label = encoder_sees_label
-        self.binarize = binarize
-        self.training = training
-        self.n_importance = n_importance
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.scaling = scaling
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
-        self.checkpoint_steps = checkpoint_steps
-        self.nonfinite = nonfinite
-        self._keep_engine_options(locals())
 
     # -- hooks ----------------------------------------------------------------------------------
     def _validated_params(self) -> dict[str, Any]:
@@ -248,8 +211,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
     def elbo(self, X, y=None, *, n_mc: int = 1, random_state=None) -> np.ndarray:
         """The ELBO per sample in nats (β = 1, the bound on log p(x)), with ``n_mc`` samples of z (seeded per row,
         as in :meth:`score_samples`)."""
-        if isinstance(n_mc, bool) or not isinstance(n_mc, (int, np.integer)) or n_mc < 1:
-            raise InvalidInputError(f"n_mc must be a positive integer, got {n_mc!r}.")
+        n_mc = check_number("n_mc", n_mc, low=1, what="a positive integer")
         x, labels = self._tensors(X, y)
         seed = self._seed(random_state)
         out = []

@@ -6,7 +6,7 @@ the reference features they are computed in (``features``), and the recommenders
 >>> from genlab.evaluate import recall_at_k, ndcg_at_k, top_n
 """
 
-from ..models.ranking import ndcg_at_k, recall_at_k, top_n
+from ..models.ranking import RANKING_LABELS, ndcg_at_k, recall_at_k, top_n
 from .evaluate import DESCRIPTIONS, METRIC_GROUPS, METRIC_LABELS, detect_toy, evaluate, evaluate_run, reference_metrics, sample_metrics
 from .features import FeatureExtractor, cache_dir, reference_features
 from .metrics import (
@@ -22,7 +22,7 @@ from .metrics import (
 )
 
 __all__ = [
-    "DESCRIPTIONS", "METRIC_GROUPS", "METRIC_LABELS", "FeatureExtractor", "cache_dir",
+    "DESCRIPTIONS", "METRIC_GROUPS", "METRIC_LABELS", "RANKING_LABELS", "FeatureExtractor", "cache_dir",
     "class_histogram", "conditional_accuracy", "density_coverage", "detect_toy",
     "evaluate", "evaluate_run", "frechet_distance", "inception_score", "kernel_distance", "memorisation", "mode_coverage",
     "ndcg_at_k", "precision_recall", "recall_at_k", "reference_features", "reference_metrics", "sample_metrics", "top_n",

@@ -16,11 +16,13 @@ import numpy as np
 
 from .. import families, runs
 from .._fileio import atomic_write_text
+from .._params import check_number
 from .._runlock import run_lock
 from .._validation import check_array, check_labels
 from ..data.sources import toy_modes
 from ..data.split import train_validation_split
 from ..errors import InvalidInputError
+from ..models.ranking import RANKING_LABELS
 from ..runs.metrics import FORMAT, FORMAT_VERSION, METRICS_FILE
 from .features import FeatureExtractor, reference_features
 from .metrics import (
@@ -77,7 +79,9 @@ METRIC_GROUPS = {
                            "memorisation_ratio": "memorisation ratio"},
     "Toy modes": {"mode_coverage": "mode coverage", "modes_captured": "modes captured", "high_quality": "high-quality share"},
 }
-METRIC_LABELS = {key: label for group in METRIC_GROUPS.values() for key, label in group.items()} | {"kid_std": "KID std. error"}
+#: every metric's label, the recommenders' ranking metrics included: the one table the pages and the CLI read
+METRIC_LABELS = ({key: label for group in METRIC_GROUPS.values() for key, label in group.items()} | {"kid_std": "KID std. error"}
+                 | RANKING_LABELS)
 
 
 def _check_model(model) -> None:
@@ -88,15 +92,11 @@ def _check_model(model) -> None:
 
 
 def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MIN_ROWS:
-        raise InvalidInputError(f"{name} must be an integer >= {MIN_ROWS}; got {value!r}.")
-    return int(value)
+    return check_number(name, value, low=MIN_ROWS)
 
 
 def _seed(random_state) -> int:
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise InvalidInputError(f"random_state must be a non-negative int (evaluations are reproducible); got {random_state!r}.")
-    return int(random_state)
+    return check_number("random_state", random_state, low=0, what="a non-negative int (evaluations are reproducible)")
 
 
 def _flat(x: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ from torch import nn
 
 from .. import __version__
 from .._fileio import atomic_write_bytes, atomic_write_text
+from .._params import check_number
 from .._validation import check_array, check_labels
 from ..errors import InvalidInputError, ModelFileError
 from ..nets import MLP, ConvEncoder
@@ -209,9 +210,7 @@ def reference_features(X_train, y_train=None, *, random_state: int = 0) -> Featu
 
 
 def _seed(random_state) -> int:
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise InvalidInputError(f"random_state must be a non-negative int (it is part of the cache key); got {random_state!r}.")
-    return int(random_state)
+    return check_number("random_state", random_state, low=0, what="a non-negative int (it is part of the cache key)")
 
 
 def fingerprint(X: np.ndarray, y: np.ndarray | None, seed: int, kind: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.neighbors import NearestNeighbors
 
+from .._params import check_number
 from ..errors import InvalidInputError
 
 EPS = 1e-12
@@ -129,10 +130,8 @@ def kernel_distance(f1, f2, *, n_subsets: int = 100, subset_size: int = 1000, ra
         KID can be slightly negative (it is unbiased); lower is better; ~0 for one distribution.
     """
     a, b = _pair(f1, f2, min_rows=4)
-    if isinstance(n_subsets, bool) or not isinstance(n_subsets, (int, np.integer)) or n_subsets < 1:
-        raise InvalidInputError(f"n_subsets must be a positive integer; got {n_subsets!r}.")
-    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or subset_size < 4:
-        raise InvalidInputError(f"subset_size must be an integer >= 4; got {subset_size!r}.")
+    n_subsets = check_number("n_subsets", n_subsets, low=1, what="a positive integer")
+    subset_size = check_number("subset_size", subset_size, low=4)
     rng = np.random.default_rng(random_state)
     if len(a) <= subset_size and len(b) <= subset_size:
         kid, variance = _mmd2_jackknife(a[rng.permutation(len(a))], b[rng.permutation(len(b))])
@@ -178,8 +177,7 @@ def _ball_counts(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, *, 
 
 
 def _check_k(k, *sets: tuple[str, np.ndarray]) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidInputError(f"k must be a positive integer; got {k!r}.")
+    k = check_number("k", k, low=1, what="a positive integer")
     for name, f in sets:
         if len(f) <= k:
             raise InvalidInputError(f"{name} has {len(f)} rows; k-nearest-neighbour balls with k={k} need at least {k + 1}.")

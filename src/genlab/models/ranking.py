@@ -9,11 +9,10 @@ broken by the lower item index, so every result is deterministic.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import sparse
 
+from .._params import check_number
 from ..errors import InvalidInputError
 
 
@@ -107,9 +106,7 @@ def top_n(scores, n: int, exclude=None) -> np.ndarray:
 
 
 def _check_k(k, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}.")
-    return int(k)
+    return check_number(name, k, low=1, what="a positive integer")
 
 
 def _check_scores(scores) -> np.ndarray:

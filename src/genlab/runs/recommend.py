@@ -49,6 +49,7 @@ from scipy import sparse
 
 from .. import __version__, families, plots
 from .._fileio import atomic_text_writer, atomic_write_bytes, atomic_write_text
+from .._params import check_number
 from .._runlock import run_lock
 from ..data.interactions import load_interactions
 from ..data.protocol import split_users
@@ -128,8 +129,7 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     if params.get("random_state") is None:  # drawn once, by rank 0, for every process
         params["random_state"] = group.from_main(lambda: int(np.random.SeedSequence().generate_state(1)[0] % 2**31))
     seed = params["random_state"]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"a run's random_state must be a non-negative integer (it is recorded); got {seed!r}.")
+    check_number("random_state", seed, low=0, what="a non-negative integer (it is recorded with the run)")
     known = family.estimator().get_params()
     foreign = sorted(set(params) - set(known))
     if foreign:
