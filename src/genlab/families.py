@@ -51,6 +51,9 @@ class Family:
         unknown = set(self.can) - CAPABILITIES
         if unknown or not set(self.switch) <= set(self.can):
             raise ValueError(f"family {self.key!r}: unknown capabilities {sorted(unknown or set(self.switch) - set(self.can))}")
+        declared = getattr(self.estimator, "_has_likelihood", None)  # what sample(mean=False) checks in the estimator
+        if declared is not None and declared != ("likelihood" in self.can):
+            raise ValueError(f"family {self.key!r}: 'likelihood' in can must agree with {self.estimator.__name__}._has_likelihood")
         if self.run is not None and self.run not in RUN_KINDS:
             raise ValueError(f"family {self.key!r}: run must be one of {RUN_KINDS} or None; got {self.run!r}")
 

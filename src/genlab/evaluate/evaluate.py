@@ -65,6 +65,10 @@ DESCRIPTIONS = {
     "mode_coverage": "share of the toy's modes captured by a high-quality sample; higher is better",
     "modes_captured": "number of the toy's modes that are the nearest centre of a high-quality sample; higher is better",
     "high_quality": "share of samples within 3 standard deviations of a mode centre; higher is better",
+    # the recommenders' (genlab recommend evaluate): each test user ranks its held-out items from the rest
+    "recall_at_20": "share of a user's held-out items in its top 20, out of min(20, held-out); higher is better",
+    "recall_at_50": "share of a user's held-out items in its top 50, out of min(50, held-out); higher is better",
+    "ndcg_at_100": "discounted cumulative gain of the held-out items in the top 100, over the ideal ranking's; higher is better",
 }
 
 # How the pages name each metric (with its unit), grouped as the comparison page shows them. kid_std is shown

@@ -83,8 +83,8 @@ def model_label(settings: runs.RunSettings, *, long: bool = False) -> str:
         family += f" with β = {p['beta']:g}"
     if settings.model == "gan" and p.get("loss", "nonsaturating") != "nonsaturating":
         family += f" ({p['loss']} loss)"
-    arch = ARCH_NAMES.get(p.get("arch", "mlp"), str(p.get("arch")))
-    return f"{'conditional ' if record.has('conditional', p) else ''}{arch} {family}"
+    arch = f"{ARCH_NAMES.get(p['arch'], str(p['arch']))} " if "arch" in p else ""  # a family may have no arch choice
+    return f"{'conditional ' if record.has('conditional', p) else ''}{arch}{family}"
 
 
 def read_run(run_dir: str | Path) -> RunView:
