@@ -15,7 +15,7 @@ tools and ``genlab.load`` all look a family up here instead of sniffing record k
   with ``semi_supervised=True``) — :meth:`Family.has` answers for a fitted estimator or a run's parameters.
 
 Adding a family: its module in ``models/``, its estimator in ``estimators/``, and one :func:`register` call
-(ARCHITECTURE.md, "Adding a family"; ``tests/family_example.py`` does it from outside the package).
+(ARCHITECTURE.md, "Adding a family"; ``tests/test_family_example.py`` does it from outside the package).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def _open(args, capability: str, works: str):
     """The run's model, if its family (and configuration) has ``capability``; else a one-line error."""
     est = open_run(args.run)
     if not families.has(est, capability):
-        part = {"encode": "encoder", "reconstruct": "encoder", "classify": "classifier"}[capability]
+        part = {"encode": "encoder", "reconstruct": "encoder", "classify": "classifier", "sample": "sampler"}[capability]
         raise InvalidInputError(f"this {type(est).__name__} has no {part}, so `genlab {args.command}` does not apply to "
                                 f"{args.run}; it works on {works}.")
     return est
@@ -105,7 +105,7 @@ def run_apply(args) -> int:
 def run_sample(args) -> int:
     if args.n_samples < 1:
         raise InvalidInputError(f"-n must be a positive number of samples; got {args.n_samples}.")
-    est = open_run(args.run)
+    est = _open(args, "sample", _works_on("sample"))
     labels = {} if args.label is None else label_kwargs(est, args.label)
     out = est.sample(args.n_samples, random_state=args.seed, mean=not args.draw, **labels)
     write_array(args.out, out, overwrite=args.overwrite)

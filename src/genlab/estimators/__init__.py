@@ -8,8 +8,4 @@ from .gan import GAN
 from .recommend import MultDAE, MultVAE, Popularity
 from .vae import VAE
 
-# the only classes genlab.load will build (a model file names one of these keys)
-ESTIMATORS: dict[str, type] = {
-    "Autoencoder": Autoencoder, "VAE": VAE, "GAN": GAN, "MultVAE": MultVAE, "MultDAE": MultDAE, "EASE": EASE}
-
-__all__ = ["EASE", "ESTIMATORS", "GAN", "VAE", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]
+__all__ = ["EASE", "GAN", "VAE", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]
