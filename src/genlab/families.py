@@ -49,8 +49,10 @@ class Family:
 
     def __post_init__(self):
         unknown = set(self.can) - CAPABILITIES
-        if unknown or not set(self.switch) <= set(self.can):
-            raise ValueError(f"family {self.key!r}: unknown capabilities {sorted(unknown or set(self.switch) - set(self.can))}")
+        if unknown:
+            raise ValueError(f"family {self.key!r}: unknown capabilities {sorted(unknown)}")
+        if not set(self.switch) <= set(self.can):
+            raise ValueError(f"family {self.key!r}: switch names {sorted(set(self.switch) - set(self.can))}, not in can")
         declared = getattr(self.estimator, "_has_likelihood", None)  # what sample(mean=False) checks in the estimator
         if declared is not None and declared != ("likelihood" in self.can):
             raise ValueError(f"family {self.key!r}: 'likelihood' in can must agree with {self.estimator.__name__}._has_likelihood")

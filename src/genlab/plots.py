@@ -159,7 +159,7 @@ def save_training_curves(path: str | Path, history: list[dict], title: str = "",
 
 
 
-RANKING_LABELS = {f"val_{k}": label for k, label in RANKING_LABELS.items()}  # the validation records' keys
+VAL_RANKING_LABELS = {f"val_{k}": label for k, label in RANKING_LABELS.items()}  # the validation records' keys
 
 
 def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", best_epoch: int | None = None) -> Path | None:
@@ -170,7 +170,7 @@ def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", 
     if not records:
         return None
     panels = [k for k in ("loss", "nll", "kl", "beta") if k in records[0]]
-    ranking = [k for k in RANKING_LABELS if k in records[0]]
+    ranking = [k for k in VAL_RANKING_LABELS if k in records[0]]
     panels += ["validation ranking"] if ranking else []
     n_rows = math.ceil(len(panels) / 2)
     fig, axes = plt.subplots(n_rows, 2, figsize=(7.2, 2.6 * n_rows), squeeze=False)
@@ -178,7 +178,7 @@ def save_ranking_curves(path: str | Path, history: list[dict], title: str = "", 
     for ax, panel in zip(axes.flat, panels):
         if panel == "validation ranking":
             for k in ranking:
-                ax.plot(epochs, [r[k] for r in records], label=RANKING_LABELS[k])
+                ax.plot(epochs, [r[k] for r in records], label=VAL_RANKING_LABELS[k])
             if best_epoch:
                 ax.axvline(best_epoch, color="grey", lw=1, ls=":", label=f"kept: epoch {best_epoch}")
         else:

@@ -194,9 +194,8 @@ class VAE(TransformerMixin, GenerativeEstimator):
         A row's K draws of z are seeded by the estimator's seed (or ``random_state``) and the row's own
         values, so a row scores the same alone, in any batch and in any order."""
         x, labels = self._tensors(X, y)
-        k = self.n_importance if n_importance is None else int(n_importance)
-        if k < 1:
-            raise InvalidInputError(f"n_importance must be >= 1, got {k}.")
+        k = self.n_importance if n_importance is None else check_number("n_importance", n_importance, low=1,
+                                                                         what="a positive integer")
         seed = self._seed(random_state)
         per_batch = max(1, 20000 // max(k, 1))
         out = [importance_weighted_log_likelihood(self.module_.eval(), x[s:s + per_batch],
