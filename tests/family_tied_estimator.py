@@ -23,8 +23,8 @@ class TiedAutoencoder(TransformerMixin, GenerativeEstimator):
     _params = TIED_PARAMS
     _positional = ("latent_dim",)
 
-    def _make_module(self, input_shape, n_classes):
-        return TiedModule(TiedConfig(math.prod(input_shape), self.latent_dim))
+    def _make_module(self, p, input_shape, n_classes):
+        return TiedModule(TiedConfig(math.prod(input_shape), p.latent_dim))
 
     def transform(self, X) -> np.ndarray:
         return self._apply(self.module_.encode, self._check_X(X))

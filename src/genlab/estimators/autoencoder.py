@@ -96,11 +96,11 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
     def _output_range(self):
         return (0.0, 1.0) if self.loss == "bce" else None
 
-    def _make_module(self, input_shape, n_classes):
-        hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
+    def _make_module(self, p, input_shape, n_classes):
+        hidden = DEFAULT_HIDDEN[p.arch] if p.hidden is None else tuple(p.hidden)
         return AutoencoderModule(AutoencoderConfig(
-            input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden,
-            channels=tuple(self.channels), activation=self.activation, code_activation=self.code_activation, loss=self.loss,
+            input_shape=input_shape, latent_dim=p.latent_dim, arch=p.arch, hidden=hidden,
+            channels=tuple(p.channels), activation=p.activation, code_activation=p.code_activation, loss=p.loss,
         ))
 
     def _fit_module(self, module, train_data, val_data, run_dir, resume):

@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -115,12 +116,14 @@ class GenerativeEstimator(SavedModel, DeclaredEstimator):
     _scaled: ClassVar[bool] = True  # fit maps the data into the model's range (scaling_); Mult-VAE's counts are not scaled
 
     # -- hooks for the families ---------------------------------------------------------------
-    def _make_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+    def _make_module(self, p: SimpleNamespace, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
+        """The family's module for samples of ``input_shape`` (and ``n_classes`` classes, or None), built from ``p``: the
+        parameters as :meth:`_validated_params` checked and normalised them (``p.hidden``, ``p.latent_dim``, ...)."""
         raise NotImplementedError
 
-    def _check_arch_fits(self, input_shape: tuple[int, ...]) -> None:
+    def _check_arch_fits(self, p: SimpleNamespace, input_shape: tuple[int, ...]) -> None:
         """Convolutional networks need image-shaped samples (c, h, w)."""
-        if getattr(self, "arch", None) == "conv" and len(input_shape) != 3:
+        if getattr(p, "arch", None) == "conv" and len(input_shape) != 3:
             raise InvalidInputError(
                 f"arch='conv' needs images (n, channels, height, width); got samples of shape {input_shape}. "
                 "Reshape them, e.g. X.reshape(-1, 1, 8, 8), or use arch='mlp'."
@@ -154,16 +157,20 @@ class GenerativeEstimator(SavedModel, DeclaredEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
     def _train_config(self, **overrides) -> TrainConfig:
-        """The loop's configuration from this estimator's training parameters (those it declares), then ``overrides``."""
-        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in self._params}
+        """The loop's configuration from this estimator's validated training parameters (those it declares), then
+        ``overrides``."""
+        params = self._validated_params()
+        own = {f.name: params[f.name] for f in dataclasses.fields(TrainConfig) if f.name in params}
         return TrainConfig(**{**own, **overrides})
 
     def _build_module(self, input_shape: tuple[int, ...], n_classes: int | None) -> GenerativeModule:
-        # weights are initialised from the seed without touching the caller's global RNG
-        self._check_arch_fits(tuple(input_shape))
+        """The module from the validated parameters; its weights are initialised from the seed without touching the
+        caller's global RNG."""
+        p = SimpleNamespace(**self._validated_params())
+        self._check_arch_fits(p, tuple(input_shape))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
-            return self._make_module(tuple(input_shape), n_classes)
+            return self._make_module(p, tuple(input_shape), n_classes)
 
     def fit(self, X, y=None, *, run_dir: str | Path | None = None, resume: bool = False):
         """Fit to ``X`` (n, d) or (n, c, h, w); ``y`` (n,) class labels where the model uses them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -107,15 +108,16 @@ class GAN(GenerativeEstimator):
             raise InvalidInputError("conditional and semi_supervised cannot be combined; choose one.")
         return params
 
-    def _output_kind(self, input_shape=None) -> str:
-        if self.output != "auto":
-            return self.output
+    def _output_kind(self, p, input_shape=None) -> str:
+        """The generator's output layer (``p``: the parameters, validated or this estimator's own)."""
+        if p.output != "auto":
+            return p.output
         shape = input_shape if input_shape is not None else getattr(self, "input_shape_", ())
         return "tanh" if len(shape) == 3 else "linear"
 
     def _output_range(self):
         # called after input_shape_ is set (fit) — images go to [−1, 1] for tanh, [0, 1] for sigmoid
-        return {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": None}[self._output_kind()]
+        return {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "linear": None}[self._output_kind(self)]
 
     def fit(self, X, y=None, *, run_dir=None, resume=False):
         """Fit to ``X``; ``y`` is needed when conditional, and for semi-supervised training (−1 = unlabelled)."""
@@ -139,30 +141,32 @@ class GAN(GenerativeEstimator):
         y = raw.astype(np.int64)
         return y, int(y.max()) + 1
 
-    def _gp_weight(self, input_shape) -> float:
-        if self.gp_weight is not None:
-            return float(self.gp_weight)
+    def _gp_weight(self, p, input_shape) -> float:
+        if p.gp_weight is not None:
+            return float(p.gp_weight)
         return 10.0 if len(input_shape) == 3 else 0.1
 
     def _train_config(self, **overrides):
-        return super()._train_config(lr=self._learning_rate(), **overrides)  # lr=None means a default that depends on arch
+        p = SimpleNamespace(**self._validated_params())
+        return super()._train_config(lr=self._learning_rate(p), **overrides)  # lr=None means a default that depends on arch
 
-    def _learning_rate(self) -> float:
-        return float(self.lr) if self.lr is not None else (2e-4 if self.arch == "conv" else 1e-3)
+    @staticmethod
+    def _learning_rate(p) -> float:
+        return float(p.lr) if p.lr is not None else (2e-4 if p.arch == "conv" else 1e-3)
 
-    def _make_module(self, input_shape, n_classes):
-        hidden = (256, 256) if self.hidden is None else tuple(self.hidden)
-        latent_dim = self.latent_dim if self.latent_dim is not None else min(16, math.prod(input_shape))
-        lr = self._learning_rate()
+    def _make_module(self, p, input_shape, n_classes):
+        hidden = (256, 256) if p.hidden is None else tuple(p.hidden)
+        latent_dim = p.latent_dim if p.latent_dim is not None else min(16, math.prod(input_shape))
+        lr = self._learning_rate(p)
         return GANModule(GANConfig(
-            input_shape=input_shape, latent_dim=latent_dim, arch=self.arch, hidden=hidden, channels=tuple(self.channels),
-            loss=self.loss, penalty=self.penalty, gp_weight=self._gp_weight(input_shape), clip_value=float(self.clip_value),
-            prior=self.prior, d_steps=self.d_steps or (5 if self.loss == "wasserstein" else 1),
-            g_steps=self.g_steps, label_smoothing=float(self.label_smoothing),
-            instance_noise=float(self.instance_noise), noise_anneal_steps=self.noise_anneal_steps, spectral_norm=self.spectral_norm,
-            lr_g=float(lr if self.lr_g is None else self.lr_g), lr_d=float(lr if self.lr_d is None else self.lr_d),
-            betas=tuple(float(b) for b in self.betas), ema=float(self.ema), output=self._output_kind(input_shape), n_classes=n_classes or 0,
-            conditional=self.conditional, semi_supervised=self.semi_supervised,
+            input_shape=input_shape, latent_dim=latent_dim, arch=p.arch, hidden=hidden, channels=tuple(p.channels),
+            loss=p.loss, penalty=p.penalty, gp_weight=self._gp_weight(p, input_shape), clip_value=float(p.clip_value),
+            prior=p.prior, d_steps=p.d_steps or (5 if p.loss == "wasserstein" else 1),
+            g_steps=p.g_steps, label_smoothing=float(p.label_smoothing),
+            instance_noise=float(p.instance_noise), noise_anneal_steps=p.noise_anneal_steps, spectral_norm=p.spectral_norm,
+            lr_g=float(lr if p.lr_g is None else p.lr_g), lr_d=float(lr if p.lr_d is None else p.lr_d),
+            betas=tuple(float(b) for b in p.betas), ema=float(p.ema), output=self._output_kind(p, input_shape), n_classes=n_classes or 0,
+            conditional=p.conditional, semi_supervised=p.semi_supervised,
         ))
 
     def _after_fit(self, x_train, y_train):

@@ -197,10 +197,10 @@ class MultVAE(TransformerMixin, RecommenderMixin, GenerativeEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]  # user codes come out of float32 networks
         return tags
 
-    def _make_module(self, input_shape, n_classes):
-        return MultVAEModule(MultVAEConfig(n_items=int(input_shape[0]), hidden=tuple(self.hidden), latent_dim=self.latent_dim,
-                                           dropout=float(self.dropout), variational=self._variational,
-                                           beta_cap=float(self.beta_cap)))
+    def _make_module(self, p, input_shape, n_classes):
+        return MultVAEModule(MultVAEConfig(n_items=int(input_shape[0]), hidden=tuple(p.hidden), latent_dim=p.latent_dim,
+                                           dropout=float(p.dropout), variational=self._variational,
+                                           beta_cap=float(p.beta_cap)))
 
     def fit(self, X, y=None, *, run_dir=None, resume=False):
         """Fit to ``X``, users × items (scipy.sparse; counts or 0/1). Returns ``self``."""

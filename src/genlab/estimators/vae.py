@@ -101,14 +101,14 @@ class VAE(TransformerMixin, GenerativeEstimator):
             raise InvalidInputError("conditional=True needs class labels: fit(X, y).")
         return super().fit(X, y if self.conditional else None, run_dir=run_dir, resume=resume)
 
-    def _make_module(self, input_shape, n_classes):
-        hidden = DEFAULT_HIDDEN[self.arch] if self.hidden is None else tuple(self.hidden)
+    def _make_module(self, p, input_shape, n_classes):
+        hidden = DEFAULT_HIDDEN[p.arch] if p.hidden is None else tuple(p.hidden)
         return VAEModule(VAEConfig(
-            input_shape=input_shape, latent_dim=self.latent_dim, arch=self.arch, hidden=hidden, channels=tuple(self.channels),
-            activation=self.activation, likelihood=self.likelihood, variance=self.variance, sigma2=float(self.sigma2),
-            beta=float(self.beta), kl_warmup_steps=self.kl_warmup, free_bits=float(self.free_bits), n_mc=self.n_mc,
-            n_classes=(n_classes or 0) if self.conditional else 0, encoder_sees_label=self.encoder_sees_label,
-            binarize="dynamic" if self.binarize == "dynamic" else "none", aggressive=self.training == "aggressive",
+            input_shape=input_shape, latent_dim=p.latent_dim, arch=p.arch, hidden=hidden, channels=tuple(p.channels),
+            activation=p.activation, likelihood=p.likelihood, variance=p.variance, sigma2=float(p.sigma2),
+            beta=float(p.beta), kl_warmup_steps=p.kl_warmup, free_bits=float(p.free_bits), n_mc=p.n_mc,
+            n_classes=(n_classes or 0) if p.conditional else 0, encoder_sees_label=p.encoder_sees_label,
+            binarize="dynamic" if p.binarize == "dynamic" else "none", aggressive=p.training == "aggressive",
         ))
 
     # -- labels ---------------------------------------------------------------------------------
