@@ -139,8 +139,9 @@ TRAINING_PARAMS: dict[str, Param] = {
     "validation_fraction": Param("float", "share of samples held out for validation (0 disables)", low=0, high=1),
     "early_stopping": Param("bool", "stop when the validation loss stops improving, keep the best weights"),
     "patience": Param("int", "epochs without improvement before early stopping", low=1),
-    "scaling": Param("str", "map data to the model's range and back: auto (uint8 as pixels, others only if needed), minmax, none",
-                     choices=("auto", "minmax", "none")),
+    "scaling": Param("str", "map data to the model's range and back: auto (uint8 as pixels, others only if needed), minmax, "
+                     "center (subtract the per-feature mean of the training data, after uint8 pixels go to [0, 1]), none",
+                     choices=("auto", "minmax", "center", "none")),
     "device": Param("str", "where to train", choices=("auto", "cpu", "cuda", "mps")),
     "verbose": Param("int", "0 silent, 1 progress", low=0, bool_ok=True),
     "random_state": Param("seed", "seed for initialisation, data order and noise (None: fresh)"),

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import families
+from .evaluate import evaluate_run
+from .report import write_comparison
 from .runs import RunSettings, run_directory, train_run
 
 DEMO_DATA = "digits"
@@ -36,17 +39,13 @@ def demo_runs(epochs: int = 30) -> dict[str, RunSettings]:
 
 def run_demo(out: str | Path, *, epochs: int = 30, overwrite: bool = False, say=print) -> Path:
     """Train, evaluate and report every demo run under ``out``; returns the comparison page (``out/index.html``)."""
-    from .evaluate import evaluate_run
-    from .report import write_comparison
-
     runs = demo_runs(epochs)
     with run_directory(out, overwrite=overwrite) as root:
         for name, settings in runs.items():
             say(f"demo: training {name} on {DEMO_DATA}")
             est = train_run(settings, Path(root) / name, verbose=1)
-            last = est.history_[-1]
-            summary = (f"D(x) {last['d_real']:.2f}, D(G(z)) {last['d_fake']:.2f}" if settings.model == "gan"
-                       else f"validation loss {last.get('val_loss', last['loss']):.4f}")
+            headline = families.get(settings.model).headline_numbers(est.history_[-1])  # the family's final numbers
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in headline.items())
             say(f"demo: {name} {summary} -> {Path(out) / name}")
         for name in runs:  # metrics against held-out digits
             say(f"demo: evaluating {name}")

@@ -12,7 +12,14 @@ tools and ``genlab.load`` all look a family up here instead of sniffing record k
   prefixes of per-coordinate series (a VAE's ``kl_dim_j``) to the title of their one panel and the legend's
   prefix for the coordinate;
 * ``can`` lists capabilities; the ones that depend on a parameter name it in ``switch`` (a GAN classifies only
-  with ``semi_supervised=True``) — :meth:`Family.has` answers for a fitted estimator or a run's parameters.
+  with ``semi_supervised=True``) — :meth:`Family.has` answers for a fitted estimator or a run's parameters;
+* ``closed_form``: fitted in one solve, not by the training loop (no epochs, no checkpoints, one process);
+* what the pages say about a run of it: ``describe`` (the parameters that change what the model is, for its label:
+  "with β = 4"), ``details`` (the short facts of its one-sentence summary), ``captions`` (the family's own caption of
+  a figure: "curves", "samples"; the pages' generic ones otherwise) and ``checks`` (the names of the health checks
+  that only it has, from :data:`genlab.report.health.FAMILY_CHECKS`).
+
+A field the pages read has a default that suits a new family, so registering one needs none of them.
 
 Adding a family: its module in ``models/``, its estimator in ``estimators/``, and one :func:`register` call
 (ARCHITECTURE.md, "Adding a family"; ``tests/test_family_example.py`` does it from outside the package).
@@ -20,7 +27,7 @@ Adding a family: its module in ``models/``, its estimator in ``estimators/``, an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +53,11 @@ class Family:
     can: frozenset[str]
     grouped: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # key prefix -> (panel title, legend prefix)
     switch: Mapping[str, str] = field(default_factory=dict)  # capability -> the bool parameter that turns it on
+    closed_form: bool = False
+    describe: Callable[[Mapping[str, Any]], str] = lambda params: ""  # noqa: E731  e.g. " with β = 4"
+    details: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda params: ()  # noqa: E731  e.g. ("gaussian likelihood",)
+    captions: Mapping[str, str] = field(default_factory=dict)  # figure -> caption
+    checks: tuple[str, ...] = ()
 
     def __post_init__(self):
         unknown = set(self.can) - CAPABILITIES
@@ -143,17 +155,37 @@ def is_conditional(model: Any) -> bool:
 
 
 _LOSS = ("loss", "val_loss")
-register(Family("ae", Autoencoder, "autoencoder", "autoencoder", "train", _LOSS, frozenset({"encode", "decode", "reconstruct", "sample"})))
+
+
+def _beta(params: Mapping[str, Any]) -> str:
+    beta = params.get("beta", 1.0)
+    return f" with β = {beta:g}" if beta != 1.0 else ""
+
+
+def _gan_loss(params: Mapping[str, Any]) -> str:
+    loss = params.get("loss", "nonsaturating")
+    return f" ({loss} loss)" if loss != "nonsaturating" else ""
+
+
+register(Family("ae", Autoencoder, "autoencoder", "autoencoder", "train", _LOSS, frozenset({"encode", "decode", "reconstruct", "sample"}),
+                captions={"samples": "Codes drawn from a Gaussian mixture fitted to the training codes, decoded (an autoencoder has "
+                                     "no prior of its own, so these samples are only as good as that fit)."}))
 register(Family("vae", VAE, "variational autoencoder", "VAE", "train", _LOSS,
                 frozenset({"encode", "decode", "reconstruct", "sample", "likelihood", "conditional"}),
-                grouped={KL_DIM: ("KL per latent dimension", "z")}, switch={"conditional": "conditional"}))
+                grouped={KL_DIM: ("KL per latent dimension", "z")}, switch={"conditional": "conditional"}, describe=_beta,
+                details=lambda p: (f"{p.get('likelihood', 'bernoulli')} likelihood",), checks=("posterior collapse",),
+                captions={"curves": "loss is the negative ELBO per example (reconstruction + β·KL); dashed lines are the validation "
+                                    "split. “KL per latent dimension” shows which dimensions carry information: one that stays "
+                                    "near 0 is unused."}))
 register(Family("gan", GAN, "generative adversarial network", "GAN", "train", ("d_loss", "g_loss", "d_real", "d_fake"),
                 frozenset({"decode", "sample", "classify", "conditional"}),
-                switch={"conditional": "conditional", "classify": "semi_supervised"}))
+                switch={"conditional": "conditional", "classify": "semi_supervised"}, describe=_gan_loss, checks=("GAN balance",),
+                captions={"curves": "d_loss and g_loss are the discriminator's and the generator's losses; d_real and d_fake are the "
+                                    "discriminator's mean output on real and on generated data."}))
 register(Family("multvae", MultVAE, "multinomial variational autoencoder", "Mult-VAE", "recommend", _LOSS,
                 frozenset({"encode", "recommend"})))
 register(Family("multdae", MultDAE, "multinomial denoising autoencoder", "Mult-DAE", "recommend", _LOSS,
                 frozenset({"encode", "recommend"})))
 register(Family("ease", EASE, "EASE (item-item ridge regression)", "EASE", "recommend", ("l2", "ndcg_at_100"),
-                frozenset({"recommend"})))
-register(Family("popularity", Popularity, "popularity baseline", "popularity", None, (), frozenset({"recommend"})))
+                frozenset({"recommend"}), closed_form=True))
+register(Family("popularity", Popularity, "popularity baseline", "popularity", None, (), frozenset({"recommend"}), closed_form=True))

@@ -4,7 +4,8 @@ and the figures that show them.
 They work with any fitted estimator that encodes with ``transform(X[, y])`` -> (n, latent_dim) and
 decodes with ``inverse_transform(Z[, y])`` -> (n, *input_shape) in the user's units: the
 :class:`~genlab.Autoencoder` and the :class:`~genlab.VAE` (whose ``transform`` is the posterior
-mean). Labels are passed on only to conditional models (``est.conditional``), which need them.
+mean). Labels are passed on only to conditional models (the family registry says which: ``genlab.families.is_conditional``),
+which need them.
 
 >>> import genlab, genlab.latent as latent
 >>> X, y = genlab.datasets.load("digits")
@@ -127,9 +128,7 @@ def _check_model(est, *, encoder: bool = True) -> int:
     if not encoder and not (family and family.has("decode")):
         raise InvalidInputError(f"{name} does not decode codes: this latent-space tool needs a model that "
                                 "decodes codes (an Autoencoder, a VAE or a GAN).")
-    if not hasattr(est, "input_shape_"):
-        raise InvalidInputError(f"This {name} is not fitted yet; call fit(X) first.")
-    return int(est.module_.config.latent_dim)
+    return len(est.code_moments()[0])  # an unfitted model says so here
 
 
 def _one_sample(est, x, name: str) -> np.ndarray:
@@ -169,22 +168,6 @@ def _decode(est, Z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
     Z = np.asarray(Z, dtype=np.float32)
     decode = est.inverse_transform if families.has(est, "encode") else est.generate  # a decoder, or a generator
     return decode(Z, y) if _is_conditional(est) else decode(Z)
-
-
-def _code_distribution(est, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coordinate mean and standard deviation of the codes' distribution, each (k,).
-
-    A VAE (and any model with a prior) has p(z) = N(0, I). An Autoencoder has no prior; it samples
-    from a Gaussian mixture fitted to its training codes, so we use that mixture's moments.
-    """
-    if hasattr(est, "code_means_") and hasattr(est, "code_weights_"):
-        w = np.asarray(est.code_weights_, np.float64) / np.sum(est.code_weights_)  # (m,)
-        means = np.asarray(est.code_means_, np.float64)  # (m, k)
-        var_within = np.einsum("m,mkk->k", w, np.asarray(est.code_covariances_, np.float64))
-        mean = w @ means
-        var = var_within + w @ (means - mean) ** 2  # law of total variance
-        return mean, np.sqrt(np.maximum(var, 1e-12))
-    return np.zeros(latent_dim), np.ones(latent_dim)
 
 
 # -- the tools ------------------------------------------------------------------------------------
@@ -276,7 +259,7 @@ def traverse(est, x, dim: int, values=None, y=None, *, steps: int = 9) -> np.nda
     k = _check_model(est)
     dim = check_number("dim", dim, low=0, high=k, what=f"an integer in 0..{k - 1} (this model has latent_dim={k})")
     if values is None:
-        mean, std = _code_distribution(est, k)
+        mean, std = est.code_moments()
         values = mean[dim] + std[dim] * np.linspace(-3.0, 3.0, _check_steps(steps))
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
@@ -313,7 +296,7 @@ def manifold_grid(est, n: int = 15, y=None) -> np.ndarray:
         raise InvalidInputError(f"the manifold grid needs a 2-D latent space; this {type(est).__name__} has latent_dim={k}. "
                                 "Use traverse() for one coordinate at a time.")
     n = check_number("n", n, low=2)
-    mean, std = _code_distribution(est, 2)
+    mean, std = est.code_moments()
     q = norm.ppf(np.linspace(0.05, 0.95, n))  # (n,), increasing
     z0, z1 = np.meshgrid(mean[0] + std[0] * q, mean[1] + std[1] * q[::-1])  # each (n, n): [i, j] -> (q[j], q[n-1-i])
     Z = np.stack([z0.ravel(), z1.ravel()], axis=1)  # (n*n, 2), row-major over (i, j)
@@ -498,7 +481,7 @@ def write_latent_figures(est, X, y, run_dir, *, n_pairs: int = 4, n_steps: int =
     written.append(plots.save_interpolation(run_dir / "interpolation.png", rows, row_labels=row_labels, value_range=value_range,
                                             background=background, title=f"{name}: interpolation between codes"))
 
-    mean, std = _code_distribution(est, k)
+    mean, std = est.code_moments()
     centre = int(np.argmin((((Z - mean) / std) ** 2).sum(axis=1)))  # the example whose code is most typical
     dims = np.sort(np.argsort(-Z.var(axis=0), kind="stable")[:MAX_TRAVERSAL_DIMS])
     label = dict(y=y[centre]) if conditional else {}

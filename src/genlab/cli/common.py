@@ -53,8 +53,23 @@ def add_param(parser: argparse.ArgumentParser, name: str, p: Param) -> None:
         choices = list(p.choices) + (["none"] if p.none_ok else [])
         parser.add_argument(flag, choices=choices, help=p.help, **kw)
     else:
-        parser.add_argument(flag, type=int if p.kind == "int" else float, metavar="N" if p.kind == "int" else "X",
+        number = int if p.kind == "int" else float
+        parser.add_argument(flag, type=_or_none(number) if p.none_ok else number, metavar="N" if p.kind == "int" else "X",
                             help=p.help, **kw)
+
+
+def _or_none(number):
+    """A number, or the word none (or auto) for a parameter that takes None; Param.from_cli turns the word into None."""
+    def parse(text: str):
+        if text.strip().lower() in ("none", "auto"):
+            return "none"
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if number is int else 'a number'} or 'none'; "
+                                             f"got {text!r}") from None
+    parse.__name__ = number.__name__  # argparse names the type in its messages
+    return parse
 
 
 def add_run_data(parser: argparse.ArgumentParser) -> None:

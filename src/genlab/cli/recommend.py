@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import textwrap
 from pathlib import Path
 
 from .. import families
+from .._params import Param
 from ..errors import InvalidInputError
-from ..estimators.ease import DEFAULT_MAX_ITEMS, EASE_PARAMS
-from ..estimators.recommend import MULTVAE_PARAMS
+from ..estimators.ease import DEFAULT_MAX_ITEMS
 from ..evaluate import RANKING_LABELS
 from ..report import write_report
 from ..report.recommend import ease_note
@@ -18,17 +19,16 @@ from ..runs import recommend as recommending
 from ..training import distributed
 from .common import Parser, add_param, formatter
 
-MODEL_PARAMS = {key: families.FAMILIES[key].estimator._params for key in families.keys("recommend")}
-SET_BY_RUN = ("verbose", "validation_users")  # set by --quiet and --heldout-users
 
-
-def _l2(text: str) -> float | str:
-    if text.strip().lower() in ("auto", "none"):
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number like 500 or 'auto'; got {text!r}") from None
+def model_options() -> dict[str, tuple[Param, list[str]]]:
+    """The options of the recommendation models (every registered family that ``recommend fit`` fits): each
+    parameter but those the run sets, with the keys of the families that have it."""
+    options: dict[str, tuple[Param, list[str]]] = {}
+    for key in families.keys("recommend"):
+        for name, p in families.get(key).estimator._params.items():
+            if name not in recommending.SET_BY_RUN:
+                options.setdefault(name, (p, []))[1].append(key)
+    return options
 
 
 def add_parser(sub, common) -> None:
@@ -65,8 +65,10 @@ def add_parser(sub, common) -> None:
     fit.add_argument("--ratings", required=True, metavar="FILE",
                      help="CSV/TSV of user,item[,rating][,timestamp] rows (header optional, separator sniffed)")
     fit.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
-    fit.add_argument("--model", choices=tuple(MODEL_PARAMS), default="multvae",
-                     help="Mult-VAE (default), Mult-DAE, or EASE (closed form; its options: --l2, --max-items, --seed)")
+    models = families.keys("recommend")
+    fit.add_argument("--model", choices=models, default="multvae",
+                     help=", ".join(f"{k}: {families.get(k).short}" + (" (closed form)" if families.get(k).closed_form else "")
+                                    for k in models) + " (default multvae); the options below say which models have them")
     fit.add_argument("--threshold", type=float, default=3.5, metavar="X",
                      help="a rating above this is an interaction, the others are dropped (default 3.5: 4 stars and up, as Liang "
                           "et al.'s code; to keep 3.5 too, pass 3.49)")
@@ -82,13 +84,9 @@ def add_parser(sub, common) -> None:
                      help="fit Mult-VAE / Mult-DAE with N processes on this machine (torchrun, data parallel; --batch-size is global)")
     fit.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                      help="rank the test users' held-out items after fitting, as `recommend evaluate` does (default: on)")
-    for name, p in MULTVAE_PARAMS.items():
-        if name not in SET_BY_RUN:
-            add_param(fit, name, p)
-    fit.add_argument("--l2", type=_l2, default=argparse.SUPPRESS, metavar="X|auto",
-                     help="EASE: " + EASE_PARAMS["l2"].help.replace("%", "%%") + " (default auto)")
-    fit.add_argument("--max-items", type=int, default=argparse.SUPPRESS, metavar="N", dest="max_items",
-                     help=f"EASE: {EASE_PARAMS['max_items'].help} (default {DEFAULT_MAX_ITEMS})")
+    for name, (p, owners) in model_options().items():
+        some = "" if len(owners) == len(models) else ", ".join(families.get(k).short for k in owners) + ": "
+        add_param(fit, name, dataclasses.replace(p, help=some + p.help + (f" (default {p.default})" if p.default is not None else "")))
 
     ev = actions.add_parser("evaluate", parents=[common], formatter_class=formatter, help="rank the test users' held-out items",
                             description=wrapped(
@@ -144,26 +142,13 @@ def _print_evaluation(result: dict, run_dir) -> None:
 
 def _model_params(args) -> dict:
     """The model options given on the command line; one that is not the chosen model's is a user error."""
-    table = MODEL_PARAMS[args.model]
-    given = {k: v for k, v in vars(args).items() if k in MULTVAE_PARAMS or k in EASE_PARAMS}
+    options, table = model_options(), families.get(args.model).estimator._params
+    given = {k: v for k, v in vars(args).items() if k in options}
     foreign = sorted(k for k in given if k not in table)
     if foreign:
         flags = ", ".join("--seed" if k == "random_state" else "--" + k.replace("_", "-") for k in foreign)
         raise InvalidInputError(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --model {args.model}.")
-    return {k: (None if v in ("none", "auto") else v) for k, v in given.items() if k not in SET_BY_RUN}
-
-
-def _selection(est) -> str:
-    """How the fitted model was chosen, for the line `recommend fit` prints."""
-    if families.of(est).key == "ease":
-        best = max(est.validation_scores_, key=lambda r: r["ndcg_at_100"]) if est.validation_scores_ else None
-        if best is None:
-            return f"l2 {est.l2_:g}"
-        chosen = "chosen" if len(est.validation_scores_) > 1 else "given"
-        return f"l2 {est.l2_:g} ({chosen}), validation NDCG@100 {best['ndcg_at_100']:.4f}"
-    best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
-    return (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best['val_ndcg_at_100']:.4f}" if "val_ndcg_at_100" in best
-            else f"{len(est.history_)} epochs")
+    return {k: table[k].from_cli(v) for k, v in given.items()}
 
 
 def run_recommend(args) -> int:
@@ -176,7 +161,7 @@ def run_recommend(args) -> int:
             return 0
         print(f"wrote {args.out}  ({type(est).__name__}: {run.matrix.shape[0]} users × {run.matrix.shape[1]} items; "
               f"{len(run.train_rows)} train, {len(run.validation_rows)} validation, {len(run.test_rows)} test users; "
-              f"{_selection(est)})")
+              f"{recommending.fit_summary(est)})")
         result = recommending.evaluate_run(args.out) if args.evaluate and len(run.test_rows) else None  # ratings -> the paper's metrics
         write_report(args.out)
         if result is not None:

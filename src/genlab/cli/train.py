@@ -7,7 +7,7 @@ import textwrap
 
 from .. import families
 from ..errors import InvalidInputError
-from ..runs import read_config, resume_run, split_settings, train_run
+from ..runs import command_settings, resume_run, train_run
 from ..training import distributed
 from .common import Parser, add_param, formatter
 
@@ -59,16 +59,7 @@ def run(args) -> int:
     if not args.family:
         raise InvalidInputError(f"say which model to train: genlab train {{{','.join(families.keys('train'))}}} "
                                 "--data SOURCE --out RUN_DIR")
-    settings = read_config(args.config) if args.config else {}
-    settings.update({"model": args.family})
-    params = families.get(args.family).estimator._params
-    settings.update({k: (params[k].from_cli(v) if k in params else v) for k, v in given.items()})
-    if "seed" in settings:
-        settings["random_state"] = settings.pop("seed")
-    out = settings.pop("out", None)
-    if not out:
-        raise InvalidInputError("give the run directory to create with --out RUN_DIR")
-    run_settings = split_settings(settings, source=args.config or "command line")
+    run_settings, out = command_settings(args.family, given, args.config)
     est = train_run(run_settings, out, overwrite=args.overwrite, verbose=0 if args.quiet else 1)
     numbers = families.of(est).headline_numbers(est.history_[-1] if est.history_ else {})
     if distributed.env_rank() == 0:

@@ -143,6 +143,16 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         self.code_means_ = gmm.means_.astype(np.float32)
         self.code_covariances_ = gmm.covariances_.astype(np.float32)
 
+    def code_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The moments of the Gaussian mixture fitted to the training codes (an autoencoder has no prior; sample()
+        draws from that mixture): its mean, and per coordinate the square root of the law of total variance."""
+        self._check_fitted()
+        w = np.asarray(self.code_weights_, np.float64) / np.sum(self.code_weights_)  # (m,)
+        means = np.asarray(self.code_means_, np.float64)  # (m, k)
+        mean = w @ means
+        var = np.einsum("m,mkk->k", w, np.asarray(self.code_covariances_, np.float64)) + w @ (means - mean) ** 2
+        return mean, np.sqrt(np.maximum(var, 1e-12))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32, whatever comes in

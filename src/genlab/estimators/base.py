@@ -238,6 +238,14 @@ class GenerativeEstimator(SavedModel, DeclaredEstimator):
                                     "from; only a VAE does.")
         return bool(mean)
 
+    def code_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per latent coordinate of the distribution the model draws its codes from when
+        it samples, each (latent_dim,) float64: the prior N(0, I) unless the family says otherwise (a GAN's uniform
+        prior, an autoencoder's fitted mixture). The latent tools sweep and grid codes over it."""
+        self._check_fitted()
+        k = int(self.module_.config.latent_dim)
+        return np.zeros(k), np.ones(k)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
             raise InvalidInputError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")

@@ -173,7 +173,11 @@ class EASE(SavedModel, RecommenderMixin, DeclaredEstimator):
         if isinstance(l2, str) and l2 == "auto":
             l2 = None
         l2 = check_number("l2", l2, kind="float", above=0, high=math.inf, none_ok=True, what="a finite number > 0, None or 'auto'")
-        return {**check_params(params, self._params), "l2": l2}
+        params = {**check_params(params, self._params), "l2": l2}
+        if l2 is None and params["validation_users"] == 0:
+            raise InvalidInputError("l2=None chooses λ on the validation users, and validation_users=0 holds out none (CLI: "
+                                    "--heldout-users 0): give l2 a number (--l2) or hold out users.")
+        return params
 
     def fit(self, X, y=None):
         """Fit to ``X``, users × items (scipy.sparse or a 2-D array; counts or 0/1). Returns ``self``."""

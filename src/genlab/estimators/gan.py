@@ -16,12 +16,27 @@ from .._params import Param, training_params
 from .._validation import check_array, check_labels, resolve_seed
 from ..errors import InvalidInputError
 from ..models import GANConfig, GANModule
+from ..nets import ACTIVATIONS
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
+
+HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
+#: GANConfig fields that model files written before them lack, with the value those files were built with
+ADDED_CONFIG_FIELDS = {"hidden_g": None, "hidden_d": None, "activation_g": "relu", "activation_d": "leaky_relu", "d_head": "logit"}
+MLP_ONLY = ("hidden_g", "hidden_d", "activation_g", "activation_d")
 
 GAN_PARAMS: dict[str, Param] = {
     "latent_dim": Param("int", "size of z (None: 16, or the data's dimension if smaller)", low=1, none_ok=True, default=None),
     "arch": Param("str", "mlp, or conv (DCGAN: strided convs, batch-norm, no pooling)", choices=("mlp", "conv"), default="mlp"),
-    "hidden": Param("ints", "hidden widths of the MLP generator and discriminator", none_ok=True, default=None),
+    "hidden": Param("ints", "hidden widths of the MLP generator and discriminator (None: 256,256); hidden_g / hidden_d override "
+                    "it for one of them", none_ok=True, default=None),
+    "hidden_g": Param("ints", "hidden widths of the MLP generator, z to x (None: hidden)", none_ok=True, default=None),
+    "hidden_d": Param("ints", "hidden widths of the MLP discriminator, x to its output (None: hidden)", none_ok=True, default=None),
+    "activation_g": Param("str", "hidden activation of the MLP generator (None: relu)", choices=HIDDEN_ACTIVATIONS, none_ok=True,
+                          default=None),
+    "activation_d": Param("str", "hidden activation of the MLP discriminator (None: leaky_relu, slope 0.2)", choices=HIDDEN_ACTIVATIONS,
+                          none_ok=True, default=None),
+    "d_head": Param("str", "discriminator output: logit (one real-vs-fake logit) or softmax (two logits, real and fake, P(real) "
+                    "their softmax; minimax and nonsaturating only)", choices=("logit", "softmax"), default="logit"),
     "channels": Param("ints", "DCGAN discriminator channels (the generator mirrors them)", default=(64, 128)),
     "loss": Param("str", "minimax, nonsaturating, wasserstein or hinge", choices=("minimax", "nonsaturating", "wasserstein", "hinge"),
                   default="nonsaturating"),
@@ -63,6 +78,20 @@ class GAN(GenerativeEstimator):
         means 16, or the data's dimension when that is smaller (z = 2-D for the 2-D toys: a wider z
         only adds directions G must learn to ignore, and on ring8 it costs a third of the samples'
         precision in our sweep).
+    hidden_g, hidden_d : tuple of int or None
+        The MLP generator's and discriminator's own hidden widths; None takes ``hidden``. The lecture's
+        Ex 68.6 is ``latent_dim=2, hidden_g=(256, 512, 1024), hidden_d=(1024, 512, 256)``.
+    activation_g, activation_d : str or None
+        Hidden activations of the MLP players ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu");
+        None: ReLU in G, leaky ReLU (slope 0.2) in D. For ``arch="mlp"`` only: DCGAN fixes its own (ReLU in
+        G, leaky ReLU in D).
+    d_head : {"logit", "softmax"}
+        ``"logit"``: D ends in one logit d, D(x) = σ(d). ``"softmax"``: D ends in two logits (l_real, l_fake)
+        and P(real) is their softmax, σ(l_real − l_fake) — the same model as a logit head with d = l_real −
+        l_fake, with the same losses and gradients (tested); it is the lecture's two-class discriminator.
+        It gives a probability, so it takes ``loss="minimax"`` or ``"nonsaturating"`` (label smoothing and
+        instance noise included), not the critics of ``"wasserstein"`` / ``"hinge"``; the semi-supervised
+        discriminator has its own (C+1)-class softmax.
     loss : {"minimax", "nonsaturating", "wasserstein", "hinge"}
         All computed from logits. ``"wasserstein"`` uses ``penalty="gp"`` (λ = ``gp_weight``) or
         ``"clip"`` (± ``clip_value``).
@@ -106,6 +135,17 @@ class GAN(GenerativeEstimator):
             raise InvalidInputError(f"betas must be two numbers (beta1, beta2); got {params['betas']!r}.")
         if params["conditional"] and params["semi_supervised"]:
             raise InvalidInputError("conditional and semi_supervised cannot be combined; choose one.")
+        given = [name for name in MLP_ONLY if params[name] is not None]
+        if params["arch"] == "conv" and given:
+            raise InvalidInputError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} the MLP networks (arch='mlp'); "
+                                    "DCGAN (arch='conv') is shaped by channels, with ReLU in G and leaky ReLU in D.")
+        if params["d_head"] == "softmax":
+            if params["loss"] in ("wasserstein", "hinge"):
+                raise InvalidInputError(f"d_head='softmax' gives D a probability of 'real', but loss='{params['loss']}' needs an "
+                                        "unbounded critic value; use d_head='logit', or loss='minimax' or 'nonsaturating'.")
+            if params["semi_supervised"]:
+                raise InvalidInputError("semi_supervised=True already ends D in a softmax over C+1 classes (C real, 1 fake); "
+                                        "leave d_head at 'logit'.")
         return params
 
     def _output_kind(self, p, input_shape=None) -> str:
@@ -154,12 +194,19 @@ class GAN(GenerativeEstimator):
     def _learning_rate(p) -> float:
         return float(p.lr) if p.lr is not None else (2e-4 if p.arch == "conv" else 1e-3)
 
+    def _restore_state(self, fitted, module, version):
+        if isinstance(module, dict) and module.get("class") == "GANModule" and isinstance(module.get("config"), dict):
+            module = {**module, "config": {**ADDED_CONFIG_FIELDS, **module["config"]}}  # a file from before these fields
+        return super()._restore_state(fitted, module, version)
+
     def _make_module(self, p, input_shape, n_classes):
         hidden = (256, 256) if p.hidden is None else tuple(p.hidden)
         latent_dim = p.latent_dim if p.latent_dim is not None else min(16, math.prod(input_shape))
         lr = self._learning_rate(p)
         return GANModule(GANConfig(
             input_shape=input_shape, latent_dim=latent_dim, arch=p.arch, hidden=hidden, channels=tuple(p.channels),
+            hidden_g=None if p.hidden_g is None else tuple(p.hidden_g), hidden_d=None if p.hidden_d is None else tuple(p.hidden_d),
+            activation_g=p.activation_g or "relu", activation_d=p.activation_d or "leaky_relu", d_head=p.d_head,
             loss=p.loss, penalty=p.penalty, gp_weight=self._gp_weight(p, input_shape), clip_value=float(p.clip_value),
             prior=p.prior, d_steps=p.d_steps or (5 if p.loss == "wasserstein" else 1),
             g_steps=p.g_steps, label_smoothing=float(p.label_smoothing),
@@ -200,6 +247,11 @@ class GAN(GenerativeEstimator):
         given z (no p(x|z)), so ``mean=False`` is refused."""
         self._check_mean(mean)
         return self.generate(self.sample_codes(n_samples, random_state=random_state), y)
+
+    def code_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The prior's mean and standard deviation per coordinate: N(0, 1), or uniform on [−1, 1] (σ = 1/√3)."""
+        mean, std = super().code_moments()
+        return mean, std / math.sqrt(3) if self.prior == "uniform" else std
 
     def sample_codes(self, n_samples: int = 1, *, random_state=None) -> np.ndarray:
         """z ~ the prior, (n, latent_dim) float32: ``generate(sample_codes(n, random_state=s))`` equals

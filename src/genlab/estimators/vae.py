@@ -29,6 +29,9 @@ VAE_PARAMS: dict[str, Param] = {
     "variance": Param("str", "gaussian variance: fixed (sigma2), learned per pixel, or per sample", choices=("fixed", "pixel", "sample"),
                       default="fixed"),
     "sigma2": Param("float", "fixed Gaussian variance σ² (small: reconstruction dominates)", low=1e-8, default=1.0),
+    "output_activation": Param("str", "gaussian decoder's mean: auto (linear) or tanh (in [-1, 1]; data scaled to [-1, 1] and back); "
+                               "bernoulli and multinomial decoders keep their sigmoid / softmax", choices=("auto", "tanh"),
+                               default="auto"),
     "beta": Param("float", "weight of the KL term: 1 VAE, >1 beta-VAE, 0 a noisy autoencoder", low=0, default=1.0),
     "kl_warmup": Param("int", "steps over which beta ramps up from 0 (KL annealing)", low=0, default=0),
     "free_bits": Param("float", "minimum KL per latent dimension in nats (batch mean)", low=0, default=0.0),
@@ -43,6 +46,8 @@ VAE_PARAMS: dict[str, Param] = {
     **training_params(),
 }
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": ()}
+#: VAEConfig fields that model files written before them lack, with the value those files were built with
+ADDED_CONFIG_FIELDS = {"output_activation": "auto"}
 
 
 @with_training_doc
@@ -58,6 +63,13 @@ class VAE(TransformerMixin, GenerativeEstimator):
         Networks (``hidden=None``: (512, 256) for mlp, () for conv).
     likelihood : {"bernoulli", "gaussian", "multinomial"}
         ``gaussian`` with ``variance="fixed"`` uses σ² = ``sigma2``: the loss is ‖x−Ψ(z)‖²/(2σ²) + const.
+    output_activation : {"auto", "tanh"}
+        The Gaussian decoder's mean: ``"auto"``, the network's linear output; ``"tanh"``, squashed into
+        (−1, 1), with the data mapped to [−1, 1] by ``scaling`` (pixels and [0, 1] data as the GAN's tanh
+        output maps them; with ``scaling="center"`` the centred data must already lie in [−1, 1]) and
+        outputs mapped back. Draws (``sample(mean=False)``) add the Gaussian noise and may leave the range.
+        Bernoulli and multinomial decoders have their own output (sigmoid, softmax): tanh is refused.
+        The lecture's Ex 68.1 is ``likelihood="gaussian", output_activation="tanh", scaling="center"``.
     beta, kl_warmup, free_bits
         β-VAE weight, linear KL annealing over ``kl_warmup`` steps, free bits per dimension.
     n_mc : int
@@ -71,6 +83,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
     n_importance : int
         K in the importance-weighted estimate of :meth:`score_samples`.
     {training}
+        ``scaling="center"`` (subtract the training mean per feature) needs ``likelihood="gaussian"``.
 
     Attributes
     ----------
@@ -87,10 +100,25 @@ class VAE(TransformerMixin, GenerativeEstimator):
         params = super()._validated_params()
         if params["binarize"] != "none" and params["likelihood"] != "bernoulli":
             raise InvalidInputError("binarize applies to likelihood='bernoulli' only.")
+        own = {"bernoulli": "a sigmoid over its logits, data in [0, 1]", "multinomial": "a softmax over its logits, counts"}
+        if params["output_activation"] == "tanh" and params["likelihood"] != "gaussian":
+            raise InvalidInputError(f"output_activation='tanh' bounds a Gaussian decoder's mean; likelihood='{params['likelihood']}' "
+                                    f"has its own output ({own[params['likelihood']]}): use likelihood='gaussian' with tanh.")
+        if params["scaling"] == "center" and params["likelihood"] != "gaussian":
+            raise InvalidInputError(f"scaling='center' subtracts the mean, leaving negative values, but likelihood="
+                                    f"'{params['likelihood']}' models {own[params['likelihood']].split(', ')[1]}: use "
+                                    "likelihood='gaussian' with it, or scaling='auto'.")
         return params
 
     def _output_range(self):
-        return (0.0, 1.0) if self.likelihood == "bernoulli" else None
+        if self.likelihood == "bernoulli":
+            return (0.0, 1.0)
+        return (-1.0, 1.0) if self.likelihood == "gaussian" and self.output_activation == "tanh" else None
+
+    def _restore_state(self, fitted, module, version):
+        if isinstance(module, dict) and module.get("class") == "VAEModule" and isinstance(module.get("config"), dict):
+            module = {**module, "config": {**ADDED_CONFIG_FIELDS, **module["config"]}}  # a file from before these fields
+        return super()._restore_state(fitted, module, version)
 
     def _preprocess(self, x: np.ndarray) -> np.ndarray:
         return (x > 0.5).astype(np.float32) if self.binarize == "fixed" else x
@@ -106,6 +134,7 @@ class VAE(TransformerMixin, GenerativeEstimator):
         return VAEModule(VAEConfig(
             input_shape=input_shape, latent_dim=p.latent_dim, arch=p.arch, hidden=hidden, channels=tuple(p.channels),
             activation=p.activation, likelihood=p.likelihood, variance=p.variance, sigma2=float(p.sigma2),
+            output_activation=p.output_activation,
             beta=float(p.beta), kl_warmup_steps=p.kl_warmup, free_bits=float(p.free_bits), n_mc=p.n_mc,
             n_classes=(n_classes or 0) if p.conditional else 0, encoder_sees_label=p.encoder_sees_label,
             binarize="dynamic" if p.binarize == "dynamic" else "none", aggressive=p.training == "aggressive",

@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
-from .. import families, runs
+from .. import datasets, families, runs
 from .._fileio import atomic_write_text
 from .._params import check_number
 from .._runlock import run_lock
@@ -90,9 +91,10 @@ METRIC_LABELS = ({key: label for group in METRIC_GROUPS.values() for key, label 
 
 def _check_model(model) -> None:
     family = families.find(model)
-    if family is None or family.run != "train" or not family.has("sample") or getattr(model, "module_", None) is None:
+    if family is None or family.run != "train" or not family.has("sample"):
         raise InvalidInputError(f"evaluate() needs a fitted Autoencoder, VAE or GAN; got {type(model).__name__} "
                                 "(recommenders are evaluated by `genlab recommend evaluate`).")
+    model._check_fitted()
 
 
 def _count(value, name: str) -> int:
@@ -258,10 +260,6 @@ def reference_metrics(X, y=None, *, X_train, n_samples: int = 1000, random_state
 
 def _load_run_data(run_dir: Path, run, data):
     """(X, y, name) of the run's own data (checked against its fingerprint) or of ``data``."""
-    import tomllib
-
-    from .. import datasets, runs
-
     if data is None:
         X, y = run.load_data()
         stored = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8")).get("data_info", {}).get("sha256")

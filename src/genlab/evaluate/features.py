@@ -42,6 +42,8 @@ from .._fileio import atomic_write_bytes, atomic_write_text
 from .._params import check_number
 from .._validation import check_array, check_labels
 from ..errors import InvalidInputError, ModelFileError
+from ..estimators import Autoencoder
+from ..io import load
 from ..nets import MLP, ConvEncoder
 from ..training import flush_denormals
 
@@ -266,8 +268,6 @@ def _load_entry(sidecar: Path, fp: str, kind: str) -> FeatureExtractor:
         if _sha256_file(path) != info["files"][name]:
             raise ModelFileError(f"{name} does not match its checksum")
     if kind == "autoencoder":
-        from ..io import load
-
         ae = load(sidecar.with_suffix(""))
         return FeatureExtractor(kind, input_shape=input_shape, note=_note(kind, None), autoencoder=ae, cached=True,
                                 path=sidecar, info=info, scale=float(info["feature_scale"]))
@@ -362,8 +362,6 @@ def _write_sidecar(sidecar: Path, kind: str, fp: str, seed: int, input_shape: tu
 
 
 def _train_autoencoder(X: np.ndarray, seed: int, fp: str, sidecar: Path) -> FeatureExtractor:
-    from ..estimators import Autoencoder  # the estimators import genlab.evaluate (ranking): import late
-
     start = time.perf_counter()
     input_shape = tuple(int(s) for s in X.shape[1:])
     ae = Autoencoder(latent_dim=min(32, math.prod(input_shape)), arch="conv" if _is_conv_image(input_shape) else "mlp",

@@ -2,8 +2,10 @@
 or a critic value). Training alternates ``d_steps`` discriminator and ``g_steps`` generator updates
 inside this family's own ``train_step``; the shared loop just calls it.
 
-Objectives are pairs from :data:`genlab.models.losses.GAN_LOSSES`, all from logits. Variants are
-options: conditional GAN (one-hot label into G and D), the C+1-class semi-supervised discriminator
+Objectives are pairs from :data:`genlab.models.losses.GAN_LOSSES`, all from logits. D ends in one
+real-vs-fake logit d, or (``d_head="softmax"``) in two logits (l_real, l_fake) whose softmax gives
+P(real) = σ(l_real − l_fake): the losses then read d = l_real − l_fake, so both heads are the same model
+(tested). Variants are options: conditional GAN (one-hot label into G and D), the C+1-class semi-supervised discriminator
 (Salimans et al. 2016), one-sided label smoothing, annealed instance noise, spectral norm, weight
 clipping or gradient penalty for the Wasserstein critic. Samples come from an exponential moving
 average of the generator's weights (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN
@@ -35,7 +37,12 @@ class GANConfig:
     input_shape: tuple[int, ...]
     latent_dim: int = 16
     arch: Literal["mlp", "conv"] = "mlp"
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (256, 256)  # MLP widths of both players, unless hidden_g / hidden_d say otherwise
+    hidden_g: tuple[int, ...] | None = None  # the MLP generator's widths (None: hidden)
+    hidden_d: tuple[int, ...] | None = None  # the MLP discriminator's widths (None: hidden)
+    activation_g: str = "relu"  # hidden activations of the MLP players (names in genlab.nets.ACTIVATIONS)
+    activation_d: str = "leaky_relu"
+    d_head: Literal["logit", "softmax"] = "logit"  # softmax: two outputs (real, fake); minimax / nonsaturating only
     channels: tuple[int, ...] = (64, 128)  # discriminator's; the generator mirrors them
     loss: Literal["minimax", "nonsaturating", "wasserstein", "hinge"] = "nonsaturating"
     penalty: Literal["gp", "clip"] = "gp"  # Lipschitz constraint for the Wasserstein critic
@@ -68,15 +75,19 @@ class GANModule(GenerativeModule):
         self.config = config
         shape, k = tuple(config.input_shape), config.latent_dim
         n_cond = config.n_classes if config.conditional else 0
-        d_out = config.n_classes + 1 if config.semi_supervised else 1
+        if config.d_head == "softmax" and (config.semi_supervised or config.loss not in ("minimax", "nonsaturating")):
+            raise ValueError("d_head='softmax' needs loss 'minimax' or 'nonsaturating' and no semi-supervised head")
+        d_out = config.n_classes + 1 if config.semi_supervised else 2 if config.d_head == "softmax" else 1
         if config.arch == "conv":
             self.generator = DCGANGenerator(k, shape, channels=tuple(reversed(config.channels)), in_features_extra=n_cond)
             self.discriminator = DCGANDiscriminator(shape, channels=config.channels, out_features=d_out,
                                                     in_channels_extra=n_cond, spectral_norm=config.spectral_norm)
         else:
             d = math.prod(shape)
-            self.generator = MLP(k + n_cond, config.hidden, d, activation="relu")
-            self.discriminator = MLP(d + n_cond, config.hidden, d_out, activation="leaky_relu")
+            hidden_g = config.hidden if config.hidden_g is None else config.hidden_g
+            hidden_d = config.hidden if config.hidden_d is None else config.hidden_d
+            self.generator = MLP(k + n_cond, hidden_g, d, activation=config.activation_g)
+            self.discriminator = MLP(d + n_cond, hidden_d, d_out, activation=config.activation_d)
             if config.spectral_norm:
                 for m in list(self.discriminator.modules()):
                     if isinstance(m, nn.Linear):
@@ -111,20 +122,24 @@ class GANModule(GenerativeModule):
         return self.output_activation(out.reshape(len(z), *self.config.input_shape))  # (n, d) -> (n, c, h, w)
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """D's raw outputs: (n,) logit or critic value, or (n, C+1) class logits when semi-supervised."""
+        """D's raw outputs: (n,) logit or critic value, (n, 2) logits (real, fake) for ``d_head="softmax"``, or
+        (n, C+1) class logits when semi-supervised (the fake class last)."""
         onehot = self._onehot(y, len(x))
         if self.config.arch == "conv":
             out = self.discriminator(x, onehot)
         else:
             out = self.discriminator(x.flatten(1) if onehot is None else torch.cat([x.flatten(1), onehot], dim=1))
         out = full_precision(out)  # float32 under autocast: the losses are computed from these logits
-        return out if self.config.semi_supervised else out.squeeze(1)
+        return out if self.config.semi_supervised or self.config.d_head == "softmax" else out.squeeze(1)
 
     def real_fake_logit(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """d(x) with D(x) = σ(d): for the C+1 discriminator d = logsumexp(real classes) − fake logit."""
+        """d(x) with D(x) = σ(d), (n,). The softmax head's P(real) = e^l_real / (e^l_real + e^l_fake) = σ(l_real − l_fake),
+        so d = l_real − l_fake; for the C+1 discriminator d = logsumexp(real classes) − fake logit."""
         out = self.logits(x, y)
         if self.config.semi_supervised:
             return torch.logsumexp(out[:, :-1], dim=1) - out[:, -1]
+        if self.config.d_head == "softmax":
+            return out[:, 0] - out[:, 1]
         return out
 
     # -- objective terms ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from scipy import sparse
 from ..nets import MLP
 from .base import Batch, GenerativeModule, SparseBatch, full_precision
 from .losses import LOGVAR_RANGE, gaussian_kl, multinomial_nll
-from .ranking import RANKING_METRICS
+from .ranking import RANKING_METRICS, SELECTION_METRIC
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class MultVAEConfig:
 
 
 class MultVAEModule(GenerativeModule):
-    monitor = ("ndcg_at_100", True)  # the paper's model selection: validation NDCG@100
+    monitor = (SELECTION_METRIC, True)  # the paper's model selection: validation NDCG@100
     monitor_needs_validation = True
 
     def __init__(self, config: MultVAEConfig):

@@ -183,6 +183,7 @@ def _hits(scores: np.ndarray, heldout: sparse.csr_matrix, k: int) -> tuple[np.nd
 
 
 # the metrics Liang et al. report: name -> (per-user function, cut-off k)
+SELECTION_METRIC = "ndcg_at_100"  # what chooses a recommender's epoch or λ on the validation users (Liang et al.'s choice)
 RANKING_METRICS = {"recall_at_20": (recall_at_k, 20), "recall_at_50": (recall_at_k, 50), "ndcg_at_100": (ndcg_at_k, 100)}
 #: how pages, tables and the CLI name them (the one label table; validation records prefix the keys with "val_")
 RANKING_LABELS = {name: f"{'Recall' if fn is recall_at_k else 'NDCG'}@{k}" for name, (fn, k) in RANKING_METRICS.items()}

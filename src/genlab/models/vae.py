@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import MLP, ConvDecoder, ConvEncoder
+from ..nets import MLP, ConvDecoder, ConvEncoder, make_activation
 from .base import Batch, GenerativeModule, OptimizerSpec, Step, detached, full_precision
 from .losses import (
     LOGVAR_RANGE,
@@ -48,6 +48,7 @@ class VAEConfig:
     likelihood: Literal["bernoulli", "gaussian", "multinomial"] = "bernoulli"
     variance: Literal["fixed", "pixel", "sample"] = "fixed"  # Gaussian: fixed σ², learned per pixel, or per sample
     sigma2: float = 1.0
+    output_activation: Literal["auto", "tanh"] = "auto"  # Gaussian mean: auto = the decoder's linear output; tanh: in (−1, 1)
     beta: float = 1.0
     kl_warmup_steps: int = 0  # β ramps linearly from 0 over this many steps
     free_bits: float = 0.0  # nats per latent dimension (Kingma et al. 2016)
@@ -82,6 +83,10 @@ class VAEModule(GenerativeModule):
             d = math.prod(shape)
             self.encoder = MLP(d + enc_extra, config.hidden, 2 * k, activation=config.activation)
             self.decoder = MLP(k + n_classes, tuple(reversed(config.hidden)), d, activation=config.activation)
+        if config.output_activation == "tanh" and config.likelihood != "gaussian":
+            raise ValueError("output_activation='tanh' is for a Gaussian decoder's mean")
+        # the Gaussian mean's activation (bernoulli/multinomial outputs stay logits): no parameters, so state dicts are unchanged
+        self.output_activation = make_activation("tanh" if config.output_activation == "tanh" else "identity")
         if config.likelihood == "gaussian" and config.variance == "pixel":
             self.x_logvar = nn.Parameter(torch.zeros(shape))
         elif config.likelihood == "gaussian" and config.variance == "sample":
@@ -115,6 +120,7 @@ class VAEModule(GenerativeModule):
         """p(x|z): the decoder's output (logits or mean, (n, *input_shape)) and, for a Gaussian, its log-variance."""
         h = self._decoder_input(z, y)
         out = full_precision(self.decoder(h)).reshape(len(z), *self.config.input_shape)  # (n, d) -> (n, c, h, w); float32 likelihood
+        out = self.output_activation(out)
         cfg = self.config
         if cfg.likelihood != "gaussian":
             return out, None

@@ -104,15 +104,13 @@ def render_comparison(views: list[RunView], folder: Path) -> str:
         links.append(quote(_relative(view.run_dir / "report.html", folder)))
     overview = []
     for view, name, link in zip(views, names, links):
-        last = final_numbers(view)
-        loss, gan = (f"{h.number(last[a])} / {h.number(last.get(b))}" if a in last else "–"
-                     for a, b in (("loss", "val_loss"), ("d_loss", "g_loss")))
+        last = final_numbers(view)  # the family's headline numbers: loss and val_loss, or D's and G's losses and outputs
+        numbers = "<br>".join(f"{h.e(k)} {h.number(v)}" for k, v in last.items()) or "–"
         about = f"{h.e(model_label(view.settings))} on <code>{h.e(view.settings.data)}</code>; {_settings(view)}"
-        overview.append([f'<a href="{h.e(link)}">{h.e(name)}</a><div class=sub>{about}</div>', _health_cell(view, link), loss, gan])
+        overview.append([f'<a href="{h.e(link)}">{h.e(name)}</a><div class=sub>{about}</div>', _health_cell(view, link), numbers])
     body = [f"<p class=lead>{f'{len(views)} runs side by side' if len(views) > 1 else 'One run'}. Each run's name opens its own "
             "report: health, samples, reconstructions, latent space, training curves and configuration.</p>",
-            h.table(["run: model, data, settings", "health", "final loss (train / validation)", "final D / G loss"], overview,
-                    numeric=(2, 3), stack=True)]
+            h.table(["run: model, data, settings", "health", "last epoch"], overview, numeric=(2,), stack=True)]
     evaluated = [v.metrics for v in views if v.metrics is not None]
     present = {k for m in evaluated for k in m["metrics"]}
     references = {}  # data set -> reference metrics (real held-out data), from the first run evaluated on it

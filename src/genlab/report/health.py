@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import families
+from ..families import Family
+
 ACTIVE_SHARE = 0.5       # posterior collapse: fewer than half of the latent dimensions in use ...
 ACTIVE_COUNTED = 8       # ... counting at most this many (a large code need not use all of its dimensions)
 DIVERSITY_SHARE = 0.5    # recall or coverage below half of real data's
@@ -58,23 +61,26 @@ class Finding:
         return "ok" if self.ok else "note" if self.expected else "problem"
 
 
-def health_checks(family: str, params: dict, history: list[dict], metrics: dict | None,
+def health_checks(family: Family | str, params: dict, history: list[dict], metrics: dict | None,
                   latent_dim: int | None = None, n_features: int | None = None) -> list[Finding]:
-    """The checks that apply to a run of ``family`` ("ae", "vae", "gan") trained with ``params``.
+    """The checks that apply to a run of ``family`` (its registry record, or its key) trained with ``params``: the shared ones,
+    and those the family names in ``checks`` (:data:`FAMILY_CHECKS`).
 
     ``history``: the per-epoch records (metrics.jsonl); ``metrics``: the parsed metrics.json or None
     (then only the checks on the records are made); ``n_features``: values per sample of the data.
     """
-    last = history[-1] if history else {}
+    family = families.get(family) if isinstance(family, str) else family
     values = (metrics or {}).get("metrics") or {}
     reference = (metrics or {}).get("reference") or {}
+    own = [FAMILY_CHECKS[topic](history, params, latent_dim) for topic in family.checks]
+    small_code = family.has("encode") and latent_dim is not None and latent_dim <= 2 < (n_features or 0)
     findings = [
-        _posterior(last, latent_dim) if family == "vae" else None,
-        _diversity(values, reference, family != "gan" and latent_dim is not None and latent_dim <= 2 < (n_features or 0)),
+        *own[:1],  # the family's first check (the VAE's posterior, ...) leads: it explains the ones below it
+        _diversity(values, reference, small_code),
         _modes(values, reference),
         _memorisation(values, images=(n_features or 0) > 2),
         _labels(values, reference),
-        _balance(history, params) if family == "gan" else None,
+        *own[1:],
         _skips(history),
     ]
     return [f for f in findings if f is not None]
@@ -84,7 +90,8 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-def _posterior(last: dict, latent_dim: int | None) -> Finding | None:
+def _posterior(history: list[dict], params: dict, latent_dim: int | None) -> Finding | None:
+    last = history[-1] if history else {}
     active = _number(last.get("active_units"))
     kl = [v for k, v in sorted(last.items()) if k.startswith("kl_dim_") and _number(v) is not None]
     if active is None or not latent_dim:
@@ -153,7 +160,7 @@ def _labels(values: dict, reference: dict) -> Finding | None:
                    "Train longer, or check that the labels match the data.")
 
 
-def _balance(history: list[dict], params: dict) -> Finding | None:
+def _balance(history: list[dict], params: dict, latent_dim: int | None = None) -> Finding | None:
     records = [r for r in history if "d_real" in r and "d_fake" in r]
     if not records:
         return None
@@ -200,6 +207,10 @@ def _critic_gap(gaps: list[float]) -> Finding | None:
                                         f"training ({early:.3g} over the second).")
 
 
+#: The checks a family has of its own, by the topic its registry record names in ``checks``.
+FAMILY_CHECKS = {"posterior collapse": _posterior, "GAN balance": _balance}
+
+
 def _skips(history: list[dict]) -> Finding | None:
     counts = [r["skipped_batches"] for r in history if _number(r.get("skipped_batches")) is not None]
     if not counts:
@@ -212,4 +223,4 @@ def _skips(history: list[dict]) -> Finding | None:
                    f"(in {sum(c > 0 for c in counts)} of {len(counts)} epochs). Try a smaller lr or grad_clip=1.0.")
 
 
-__all__ = ["THRESHOLDS", "Finding", "health_checks"]
+__all__ = ["FAMILY_CHECKS", "THRESHOLDS", "Finding", "health_checks"]

@@ -70,7 +70,7 @@ class RunView:
     @property
     def health(self) -> list[Finding]:
         shape = self.config.get("data_info", {}).get("sample_shape") or []
-        return health_checks(self.settings.model, self.settings.params, self.history, self.metrics, self.latent_dim,
+        return health_checks(self.family, self.settings.params, self.history, self.metrics, self.latent_dim,
                              n_features=math.prod(shape) if shape else None)
 
 
@@ -78,11 +78,7 @@ def model_label(settings: runs.RunSettings, *, long: bool = False) -> str:
     """"conditional MLP VAE", "convolutional autoencoder", "MLP GAN (wasserstein loss)", ...; ``long`` spells the
     family out ("variational autoencoder")."""
     p, record = settings.params, families.get(settings.model)
-    family = record.name if long else record.short
-    if settings.model == "vae" and p.get("beta", 1.0) != 1.0:
-        family += f" with β = {p['beta']:g}"
-    if settings.model == "gan" and p.get("loss", "nonsaturating") != "nonsaturating":
-        family += f" ({p['loss']} loss)"
+    family = (record.name if long else record.short) + record.describe(p)
     arch = f"{ARCH_NAMES.get(p['arch'], str(p['arch']))} " if "arch" in p else ""  # a family may have no arch choice
     return f"{'conditional ' if record.has('conditional', p) else ''}{arch}{family}"
 
@@ -124,7 +120,7 @@ def read_run(run_dir: str | Path) -> RunView:
             if plots.save_training_curves(tmp / f"{key}.png", history, title=title if n_cols > 1 else "", n_cols=n_cols,
                                           groups=families.get(settings.model).grouped):
                 figures[key] = (tmp / f"{key}.png").read_bytes()
-    latent_dim = None if est is None else getattr(getattr(est.module_, "config", None), "latent_dim", None) or est.latent_dim
+    latent_dim = None if est is None else len(est.code_moments()[0])
     return RunView(run_dir, config, settings, history, _read_metrics(run_dir, notes), figures, notes, neighbour_text, latent_dim)
 
 
@@ -208,8 +204,7 @@ def summary(view: RunView) -> str:
     """One sentence (HTML): what was trained on what data."""
     p, info = view.settings.params, view.config.get("data_info", {})
     details = [f"latent_dim {view.latent_dim}"] if view.latent_dim else []
-    if view.settings.model == "vae":
-        details.append(f"{p.get('likelihood', 'bernoulli')} likelihood")
+    details += view.family.details(p)
     if view.epochs == 0 and view.history:
         how = "fitted in closed form (PCA)"
     else:
@@ -237,11 +232,8 @@ def _samples_section(view: RunView) -> str:
         caption = "Samples of each class, one row per class (class 0 at the top)."
     elif len(shape) == 1 and shape[0] == 2:
         caption = "1,000 samples drawn as points in the plane."
-    elif view.settings.model == "ae":
-        caption = ("Codes drawn from a Gaussian mixture fitted to the training codes, decoded (an autoencoder has no prior "
-                   "of its own, so these samples are only as good as that fit).")
     else:
-        caption = "Samples decoded from random draws of the prior, with a fixed seed."
+        caption = view.family.captions.get("samples", "Samples decoded from random draws of the prior, with a fixed seed.")
     return h.figure(view.figures["samples"], "grid of generated samples", h.e(caption))
 
 
@@ -304,14 +296,7 @@ def _metrics_section(view: RunView) -> str:
 
 def _training_section(view: RunView) -> str:
     numbers = final_numbers(view)
-    if view.settings.model == "gan":
-        caption = ("d_loss and g_loss are the discriminator's and the generator's losses; d_real and d_fake are the "
-                   "discriminator's mean output on real and on generated data.")
-    elif view.settings.model == "vae":
-        caption = ("loss is the negative ELBO per example (reconstruction + β·KL); dashed lines are the validation split. "
-                   "“KL per latent dimension” shows which dimensions carry information: one that stays near 0 is unused.")
-    else:
-        caption = "The reconstruction loss per epoch; dashed lines are the validation split."
+    caption = view.family.captions.get("curves", "The reconstruction loss per epoch; dashed lines are the validation split.")
     last = ", ".join(f"{h.e(k)} {h.number(v)}" for k, v in numbers.items())
     return (h.figure(view.figures["curves"], "training curves: every logged loss term per epoch", h.e(caption),
                      narrow_png=view.figures.get("curves_narrow"))

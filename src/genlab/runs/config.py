@@ -66,6 +66,19 @@ def read_config(path: str | Path) -> dict:
     return merged
 
 
+def command_settings(model: str, given: dict, config: str | Path | None = None) -> tuple[RunSettings, str]:
+    """The settings of ``genlab train MODEL``: the TOML ``config`` (if any), then the command line's options ``given``
+    (their words as typed: "none" for None), which win. Returns the checked settings and the run directory to create."""
+    settings = read_config(config) if config else {}
+    settings["model"] = model
+    params = families.get(model, run="train").estimator._params
+    settings.update({k: (params[k].from_cli(v) if k in params else v) for k, v in given.items()})
+    out = settings.pop("out", None)
+    if not out:
+        raise InvalidInputError("give the run directory to create with --out RUN_DIR")
+    return split_settings(settings, source=str(config) if config else "command line"), str(out)
+
+
 def split_settings(settings: dict, *, source: str) -> RunSettings:
     """Check that every key is known for the chosen model family; separate run keys from parameters."""
     model = settings.get("model")

@@ -58,7 +58,7 @@ from ..estimators import EASE, MultVAE, Popularity
 from ..estimators.base import PREDICT_BATCH
 from ..estimators.ease import DEFAULT_MAX_ITEMS, size_problem
 from ..io import load as load_model
-from ..models.ranking import top_n
+from ..models.ranking import SELECTION_METRIC, top_n
 from ..training import distributed, resolve_device
 from .directory import INTERACTIONS, require_kind, run_directory
 
@@ -122,10 +122,10 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
     fixed = sorted(set(params) & set(SET_BY_RUN))
     if fixed:
         raise InvalidInputError(f"{', '.join(fixed)} is set by the run (--heldout-users, --quiet), not as a model parameter.")
-    if model == "ease" and distributed.env_world_size() > 1:
-        raise InvalidInputError("EASE is one closed-form solve with no training loop to share out: fit it in one process "
-                                "(leave out --nproc / torchrun).")
-    group = distributed.setup(resolve_device(params.get("device", "auto"))) if model != "ease" else distributed.SINGLE
+    if family.closed_form and distributed.env_world_size() > 1:
+        raise InvalidInputError(f"{family.short} is one closed-form solve with no training loop to share out: fit it in one "
+                                "process (leave out --nproc / torchrun).")
+    group = distributed.SINGLE if family.closed_form else distributed.setup(resolve_device(params.get("device", "auto")))
     if params.get("random_state") is None:  # drawn once, by rank 0, for every process
         params["random_state"] = group.from_main(lambda: int(np.random.SeedSequence().generate_state(1)[0] % 2**31))
     seed = params["random_state"]
@@ -136,10 +136,9 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
         raise InvalidInputError(f"{', '.join(foreign)} is not a parameter of model {model!r} (its parameters: "
                                 f"{', '.join(k for k in sorted(known) if k not in SET_BY_RUN)}).")
     est = family.estimator(**params, verbose=verbose)
+    if heldout_users == 0:  # set before the check: a model that chooses something on validation users needs some
+        est.set_params(validation_users=0)
     est._validated_params()
-    if model == "ease" and est.l2 in (None, "auto") and heldout_users == 0:
-        raise InvalidInputError("EASE chooses l2 on the validation users, and --heldout-users 0 holds out none: "
-                                "give --l2 or hold out users.")
     with contextlib.ExitStack() as stack:  # under torchrun rank 0 creates and writes the run; the others train beside it
         run_dir = Path(group.from_main(lambda: str(stack.enter_context(run_directory(out, overwrite=overwrite, resumable=False)))))
         data = load_interactions(ratings, threshold=threshold, implicit=implicit, min_interactions=min_interactions, sep=sep)
@@ -161,7 +160,7 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
         if group.main:
             atomic_write_text(run_dir / "config.toml", f"# genlab {__version__} recommendation run (genlab recommend fit)\n"
                               + tomli_w.dumps(doc))
-        if isinstance(est, EASE):  # closed form, no epochs: metrics.jsonl holds one record per λ tried
+        if family.closed_form:  # no epochs: metrics.jsonl holds its validation_scores_, one record per choice tried (EASE: λ)
             est.fit(data.matrix[fitted_rows])
             atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in est.validation_scores_))
         else:
@@ -173,12 +172,27 @@ def fit_run(ratings: str | Path, out: str | Path, *, model: str = "multvae", par
             return est, run
         write_interactions(run_dir / INTERACTIONS, run)
         est.save(run_dir / "model")
-        if not isinstance(est, EASE):
+        if not family.closed_form:
             # the loop's resumable checkpoints: no command resumes a recommendation run, and model/ holds the kept weights
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             plots.save_ranking_curves(run_dir / CURVES, est.history_, title=f"{type(est).__name__}: training",
                                       best_epoch=est.best_epoch_ if n_heldout else None)
     return est, run
+
+
+def fit_summary(est) -> str:
+    """How a fitted recommender was chosen on its validation users, in a few words: the λ of a closed-form fit (EASE)
+    or the epoch the loop kept."""
+    key = SELECTION_METRIC
+    if families.of(est).closed_form:
+        best = max(est.validation_scores_, key=lambda r: r[key]) if est.validation_scores_ else None
+        if best is None:
+            return f"l2 {est.l2_:g}"
+        chosen = "chosen" if len(est.validation_scores_) > 1 else "given"
+        return f"l2 {est.l2_:g} ({chosen}), validation NDCG@100 {best[key]:.4f}"
+    best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
+    return (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best[f'val_{key}']:.4f}" if f"val_{key}" in best
+            else f"{len(est.history_)} epochs")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -262,7 +276,7 @@ def _evaluate_run(run_dir, fraction: float, random_state: int, ease_max_items: i
         return {k: v if math.isfinite(v) else None for k, v in scores.items()}
 
     result = {"model": rank(est), "popularity": rank(Popularity().fit(run.matrix[run.train_rows]))}
-    if not isinstance(est, EASE):
+    if not isinstance(est, EASE):  # the model is the EASE baseline itself: no second fit
         ease, result["ease_fit"] = _ease_baseline(run_dir, run, max_items=ease_max_items, l2=ease_l2)
         result["ease"] = None if ease is None else rank(ease)
     result.update({"n_test_users": len(run.test_rows), "model_class": type(est).__name__, "fraction": fraction,
