@@ -290,8 +290,10 @@ def test_conditional_accuracy_is_high_for_a_trained_conditional_model(split, fea
 
 def test_evaluate_rejects_what_it_cannot_measure(vaes, split):
     X_test = split[2]
-    with pytest.raises(InvalidInputError, match="fitted Autoencoder, VAE or GAN"):
+    with pytest.raises(InvalidInputError, match="VAE is not fitted yet"):
         evaluate(VAE(), X_test)
+    with pytest.raises(InvalidInputError, match="fitted Autoencoder, VAE or GAN"):
+        evaluate(genlab.MultVAE(), X_test)
     with pytest.raises(InvalidInputError, match="at least 10"):
         evaluate(vaes[0], X_test[:5])
     with pytest.raises(InvalidInputError, match="toy"):

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from genlab import EASE, GAN, VAE, Autoencoder, MultDAE, MultVAE, Popularity
+from genlab import EASE, GAN, VAE, VAEGAN, Autoencoder, MultDAE, MultVAE, Popularity
 
 TRAIN = {"epochs": 2, "batch_size": 32, "random_state": 0, "verbose": False, "device": "cpu"}
 
@@ -12,6 +12,7 @@ ESTIMATORS = [
     VAE(latent_dim=2, hidden=(8,), likelihood="bernoulli", n_importance=4, **TRAIN),
     VAE(latent_dim=2, hidden=(8,), likelihood="gaussian", n_importance=4, **TRAIN),
     GAN(latent_dim=2, hidden=(8,), **TRAIN),
+    VAEGAN(latent_dim=2, hidden=(8,), d_hidden=(8,), **TRAIN),
     MultVAE(hidden=(8,), latent_dim=2, **TRAIN),
     MultDAE(hidden=(8,), latent_dim=2, **TRAIN),
     EASE(random_state=0),  # l2 chosen on validation users

@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 
 import genlab
-from genlab import EASE, GAN, VAE, Autoencoder, MultDAE, MultVAE, Popularity
+from genlab import EASE, GAN, VAE, VAEGAN, Autoencoder, MultDAE, MultVAE, Popularity
 from genlab.datasets import make_interactions
 
 SEED = 0
@@ -86,6 +86,7 @@ TINY: tuple[Tiny, ...] = (
     Tiny("ae-linear", lambda: Autoencoder(4, arch="linear", **TORCH), vectors, loop=False),
     Tiny("ae-mlp", lambda: Autoencoder(4, arch="mlp", hidden=(16,), **TORCH), vectors),
     Tiny("ae-conv", lambda: Autoencoder(4, arch="conv", channels=(4, 8), loss="bce", **TORCH), images),
+    Tiny("ae-conv-maxpool", lambda: Autoencoder(4, arch="conv", channels=(4, 8), pooling="max", **TORCH), images),
     Tiny("vae-bernoulli", lambda: VAE(4, hidden=(16,), n_importance=8, **TORCH), vectors),
     Tiny("vae-gaussian", lambda: VAE(4, hidden=(16,), likelihood="gaussian", variance="pixel", n_importance=8, **TORCH), vectors),
     Tiny("vae-conditional", lambda: VAE(4, hidden=(16,), conditional=True, n_importance=8, **TORCH), labelled_vectors),
@@ -96,6 +97,7 @@ TINY: tuple[Tiny, ...] = (
     Tiny("gan-conditional", lambda: GAN(4, hidden=(16,), conditional=True, **TORCH), labelled_vectors),
     Tiny("gan-semi-supervised", lambda: GAN(4, hidden=(16,), semi_supervised=True, **TORCH), partly_labelled_vectors),
     Tiny("gan-dcgan", lambda: GAN(4, arch="conv", channels=(4, 8), **TORCH), images),
+    Tiny("vaegan", lambda: VAEGAN(4, hidden=(16,), d_hidden=(16,), **TORCH), vectors),
     Tiny("multvae", lambda: MultVAE(**_MULT), interactions),
     Tiny("multdae", lambda: MultDAE(**_MULT), interactions),
     Tiny("ease", lambda: EASE(random_state=SEED), interactions),
@@ -108,6 +110,7 @@ TRAIN_CLI: dict[str, list[str]] = {
     "ae": ["--hidden", "16", "--latent-dim", "3", "--batch-size", "256", "--seed", "0", "--device", "cpu"],
     "vae": ["--hidden", "16", "--latent-dim", "3", "--batch-size", "256", "--n-importance", "4", "--seed", "0", "--device", "cpu"],
     "gan": ["--hidden", "16", "--latent-dim", "3", "--batch-size", "256", "--seed", "0", "--device", "cpu"],
+    "vaegan": ["--hidden", "16", "--d-hidden", "16", "--latent-dim", "3", "--batch-size", "256", "--seed", "0", "--device", "cpu"],
 }
 #: tiny options of ``genlab recommend fit --model KEY ...``, per family with run == "recommend"
 RECOMMEND_CLI: dict[str, list[str]] = {

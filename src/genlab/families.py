@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInputError
-from .estimators import EASE, GAN, VAE, Autoencoder, MultDAE, MultVAE, Popularity
+from .estimators import EASE, GAN, VAE, VAEGAN, Autoencoder, MultDAE, MultVAE, Popularity
 from .models.vae import KL_DIM
 
 #: What a family may do. encode: transform (codes of data); decode: codes -> data (an autoencoder's inverse_transform,
@@ -189,3 +189,11 @@ register(Family("multdae", MultDAE, "multinomial denoising autoencoder", "Mult-D
 register(Family("ease", EASE, "EASE (item-item ridge regression)", "EASE", "recommend", ("l2", "ndcg_at_100"),
                 frozenset({"recommend"}), closed_form=True))
 register(Family("popularity", Popularity, "popularity baseline", "popularity", None, (), frozenset({"recommend"}), closed_form=True))
+
+register(Family("vaegan", VAEGAN, "VAE-GAN (VAE with a learned, adversarial similarity)", "VAE-GAN", "train",
+                ("feature_rec", "kl", "d_loss", "g_loss"), frozenset({"encode", "decode", "reconstruct", "sample"}),
+                grouped={KL_DIM: ("KL per latent dimension", "z")}, describe=_gan_loss, checks=("posterior collapse", "GAN balance"),
+                captions={"curves": "feature_rec is the reconstruction error in the discriminator's feature space, kl the KL term; "
+                                    "d_loss and g_loss are the adversarial losses, d_real and d_fake the discriminator's mean "
+                                    "output on real data and on reconstructions and prior samples; pixel_mse is the "
+                                    "reconstruction's squared error in pixels, for reference."}))

@@ -401,7 +401,7 @@ def write_generator_interpolation(est, X, run_dir, *, n_pairs: int = 4, n_steps:
     k = _check_model(est, encoder=False)
     conditional = _is_conditional(est)
     z = est.sample_codes(2 * n_pairs, random_state=0).reshape(n_pairs, 2, k)
-    to_model = est.scaling_.forward
+    to_model = est.scaling_.display
     rows, row_labels = [], []
     for p in range(n_pairs):
         labels = dict(y0=p % est.n_classes_) if conditional else {}
@@ -464,7 +464,7 @@ def write_latent_figures(est, X, y, run_dir, *, n_pairs: int = 4, n_steps: int =
     rng = np.random.default_rng(0)  # which examples are shown; fixed so that figures of two runs compare
     pick = np.linspace(0, len(X) - 1, min(MAX_SCATTER, len(X))).astype(int)  # spread out: files are often sorted by class
     X, y = X[pick], None if y is None else y[pick]
-    to_model = est.scaling_.forward  # figures show model units, as runs.write_figures does
+    to_model = est.scaling_.display  # figures show model units (before any centring), as runs.write_figures does
     shown = to_model(X)
     value_range = plots.display_range(shown)
     background = shown if shown.ndim == 2 and shown.shape[1] == 2 else None  # 2-D data: draw paths over the data

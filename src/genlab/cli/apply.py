@@ -94,7 +94,7 @@ def run_apply(args) -> int:
     labels = label_kwargs(est, y) if capability != "classify" else {}
     out = getattr(est, method)(X, **labels)  # predict: one row per sample, the C class probabilities
     if args.command == "reconstruct" and args.png:
-        plots.save_reconstructions(args.png, est.scaling_.forward(X[:32]), est.scaling_.forward(out[:32]))
+        plots.save_reconstructions(args.png, est.scaling_.display(X[:32]), est.scaling_.display(out[:32]))
     write_array(args.out, out, overwrite=args.overwrite)
     print(f"wrote {args.out}  {out.shape}")
     if capability == "classify":
@@ -103,14 +103,12 @@ def run_apply(args) -> int:
 
 
 def run_sample(args) -> int:
-    if args.n_samples < 1:
-        raise InvalidInputError(f"-n must be a positive number of samples; got {args.n_samples}.")
     est = _open(args, "sample", _works_on("sample"))
     labels = {} if args.label is None else label_kwargs(est, args.label)
     out = est.sample(args.n_samples, random_state=args.seed, mean=not args.draw, **labels)
     write_array(args.out, out, overwrite=args.overwrite)
     if args.png:
-        plots.save_samples(args.png, est.scaling_.forward(out), value_range=est.scaling_.target)
+        plots.save_samples(args.png, est.scaling_.display(out), value_range=est.scaling_.target)
     print(f"wrote {args.out}  {out.shape}")
     return 0
 
@@ -134,7 +132,7 @@ def run_interpolate(args) -> int:
     i, j = args.index
     cond = {} if y is None else {"y0": y[i], "y1": y[j]}
     path = latent.interpolate(est, X[i], X[j], n_steps=args.steps, method=args.method, **cond)
-    plots.save_interpolation(args.out, [est.scaling_.forward(path)], title=f"{args.method} interpolation, rows {i} -> {j}")
+    plots.save_interpolation(args.out, [est.scaling_.display(path)], title=f"{args.method} interpolation, rows {i} -> {j}")
     if args.npy:
         write_array(args.npy, path, overwrite=True)
     print(f"wrote {args.out}  {path.shape}")
@@ -146,7 +144,7 @@ def run_traverse(args) -> int:
     dims = args.dim if args.dim is not None else list(range(min(est.latent_dim, 10)))
     cond = {} if y is None else {"y": y[args.index]}
     grid = np.stack([latent.traverse(est, X[args.index], d, steps=args.steps, **cond) for d in dims])  # mean ± 3σ of the codes
-    plots.save_traversal(args.out, est.scaling_.forward(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape),
+    plots.save_traversal(args.out, est.scaling_.display(grid.reshape(-1, *grid.shape[2:])).reshape(grid.shape),
                          title=f"traversal of row {args.index}", row_labels=[f"z{d}" for d in dims])
     if args.npy:
         write_array(args.npy, grid, overwrite=True)

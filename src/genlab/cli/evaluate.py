@@ -64,8 +64,8 @@ def _check_run(run: Path) -> Path:
     """A model run directory (recommendation runs have their own `genlab recommend evaluate`)."""
     require_kind(run, "train", f"`genlab recommend evaluate {run}` measures it, and its report.html shows the metrics "
                                "against popularity")
-    if not (run / "config.toml").is_file():
-        raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml).")
+    if not (run / "config.toml").is_file():  # a folder written by save() has a model but no data to evaluate it on
+        raise InvalidInputError(f"{run} is not a genlab run directory (no config.toml); train one with `genlab train`.")
     return run
 
 
@@ -75,8 +75,6 @@ def _metrics_doc(run: Path, *, evaluate_if_missing: bool) -> dict | None:
 
 
 def run_evaluate(args) -> int:
-    if args.samples < 10:
-        raise InvalidInputError(f"--samples must be at least 10; got {args.samples}.")
     _check_run(Path(args.run))
     doc = evaluate_run(args.run, data=args.data, n_samples=args.samples, random_state=args.seed)
     rows = [("metric", doc["model"], "real data")]

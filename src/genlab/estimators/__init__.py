@@ -7,5 +7,6 @@ from .ease import EASE
 from .gan import GAN
 from .recommend import MultDAE, MultVAE, Popularity
 from .vae import VAE
+from .vaegan import VAEGAN
 
-__all__ = ["EASE", "GAN", "VAE", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]
+__all__ = ["EASE", "GAN", "VAE", "VAEGAN", "Autoencoder", "GenerativeEstimator", "MultDAE", "MultVAE", "Popularity"]

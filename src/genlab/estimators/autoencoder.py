@@ -13,7 +13,6 @@ from .._params import Param, training_params
 from .._validation import check_array, resolve_seed
 from ..errors import InvalidInputError
 from ..models import AutoencoderConfig, AutoencoderModule, pca_closed_form, set_linear_autoencoder
-from ..models.losses import RECONSTRUCTION_LOSSES
 from ..training import distributed, resolve_device, write_metrics
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
@@ -23,10 +22,16 @@ AE_PARAMS: dict[str, Param] = {
     "hidden": Param("ints", "hidden layer widths (mlp) or fully-connected widths after the convs (conv); default per arch",
                     none_ok=True, default=None),
     "channels": Param("ints", "conv channels per downsampling step", default=(32, 64)),
+    "pooling": Param("str", "arch=conv only: each downsampling step is two 3x3 convs and a 2x2 max or avg pooling, mirrored "
+                     "by unpooling in the decoder (max: at the positions the encoder recorded; a code decoded alone, and avg, "
+                     "upsample by copying); none: strided convs", choices=("max", "avg"), none_ok=True, default=None),
     "activation": Param("str", "hidden activation", choices=("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu"), default="relu"),
     "code_activation": Param("str", "activation on the code (sigmoid for the 8-3-8 demo)", choices=("sigmoid", "tanh"),
                              none_ok=True, default=None),
     "loss": Param("str", "reconstruction loss: squared error or binary cross-entropy", choices=("mse", "bce"), default="mse"),
+    "output_activation": Param("str", "sigmoid: output units in (0, 1) under the squared loss too (the lectures' 8-3-8 net; "
+                               "data scaled to [0, 1]); none: linear for mse, sigmoid for bce", choices=("sigmoid",),
+                               none_ok=True, default=None),
     "solver": Param("str", "auto: closed form for arch=linear with mse, gradient otherwise",
                     choices=("auto", "closed_form", "gradient"), default="auto"),
     "sampler_components": Param("int", "Gaussian mixture components fitted to the codes for sample()", low=1, default=1),
@@ -52,6 +57,19 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         ``"linear"`` with ``loss="mse"`` is PCA: by default it is solved in closed form (encoder
         h = Vᵀ(x−μ), decoder x̂ = μ + Vh with V the top-k eigenvectors of the covariance), and
         ``solver="gradient"`` trains the same model with Adam. ``"conv"`` needs images (n, c, h, w).
+    pooling : {None, "max", "avg"}
+        ``arch="conv"`` only. None (the default): each downsampling step is a strided convolution. ``"max"``
+        or ``"avg"``: the pooling autoencoder — each step is two 3x3 convolutions and a 2x2 pooling (odd
+        sides round up), and the decoder mirrors them, un-pooling before its convolutions in reverse order.
+        With ``"max"`` the decoder puts values back at the positions the encoder's max-poolings recorded for
+        the same input; those exist in :meth:`reconstruct` and :meth:`score` only. :meth:`inverse_transform`
+        and :meth:`sample` decode codes that come with no positions, and upsample by copying each value to
+        its window instead. The positions carry information past the code, so a decoder trained on
+        reconstructions alone would decode bare codes badly: training minimises the mean of both
+        reconstruction losses (recorded as ``reconstruction`` and ``reconstruction_code_only``). Expect
+        ``reconstruct(X)`` to be closer to ``X`` than ``inverse_transform(transform(X))``, and do not compare
+        its error with that of a model whose code is its only channel. ``"avg"`` mirrors average pooling by
+        copying each mean back to its window; both paths are then the same.
     hidden, channels, activation, code_activation
         Network shape; ``hidden=None`` means (256, 128) for mlp and () for conv.
     loss : {"mse", "bce"}
@@ -81,8 +99,11 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
             raise InvalidInputError("arch='linear' has no hidden layers; leave hidden unset.")
         if params["arch"] == "linear" and params["code_activation"]:
             raise InvalidInputError("arch='linear' has a linear code; leave code_activation unset.")
-        if params["solver"] == "closed_form" and (params["arch"] != "linear" or params["loss"] != "mse"):
-            raise InvalidInputError("solver='closed_form' exists only for arch='linear' with loss='mse' (that is PCA).")
+        if params["pooling"] is not None and params["arch"] != "conv":
+            raise InvalidInputError(f"pooling={params['pooling']!r} pools convolutional feature maps and needs arch='conv'; "
+                                    f"got arch={params['arch']!r}. Use arch='conv', or leave pooling unset.")
+        if params["solver"] == "closed_form" and (params["arch"] != "linear" or params["loss"] != "mse" or params["output_activation"]):
+            raise InvalidInputError("solver='closed_form' exists only for arch='linear' with loss='mse' and linear outputs (that is PCA).")
         return params
 
     def fit(self, X, y=None, *, run_dir=None, resume=False):
@@ -91,16 +112,17 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         return super().fit(X, None, run_dir=run_dir, resume=resume)
 
     def _closed_form(self) -> bool:
-        return self.arch == "linear" and self.loss == "mse" and self.solver in ("auto", "closed_form")
+        return self.arch == "linear" and self.loss == "mse" and not self.output_activation and self.solver in ("auto", "closed_form")
 
     def _output_range(self):
-        return (0.0, 1.0) if self.loss == "bce" else None
+        return (0.0, 1.0) if self.loss == "bce" or self.output_activation == "sigmoid" else None
 
     def _make_module(self, p, input_shape, n_classes):
         hidden = DEFAULT_HIDDEN[p.arch] if p.hidden is None else tuple(p.hidden)
         return AutoencoderModule(AutoencoderConfig(
             input_shape=input_shape, latent_dim=p.latent_dim, arch=p.arch, hidden=hidden,
             channels=tuple(p.channels), activation=p.activation, code_activation=p.code_activation, loss=p.loss,
+            pooling=p.pooling, output_activation=p.output_activation,
         ))
 
     def _fit_module(self, module, train_data, val_data, run_dir, resume):
@@ -133,7 +155,7 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         module = module or self.module_
         with torch.no_grad():
             x = x.to(next(module.parameters()).device)
-            return float(RECONSTRUCTION_LOSSES[self.loss](module.decode_raw(module.encode(x)), x).mean())
+            return float(module.reconstruction_loss(module.reconstruct_raw(x), x).mean())
 
     def _after_fit(self, x_train, y_train):
         codes = self._apply(self.module_.encode, x_train).astype(np.float64)
@@ -165,15 +187,19 @@ class Autoencoder(TransformerMixin, GenerativeEstimator):
         return self._apply(self.module_.encode, x)
 
     def inverse_transform(self, Z) -> np.ndarray:
-        """Decode codes (n, latent_dim) to samples in the user's units and shape."""
+        """Decode codes (n, latent_dim) to samples in the user's units and shape.
+
+        With ``pooling="max"`` a code comes with no recorded positions to un-pool at, so each value is copied to
+        its window (see ``pooling``); :meth:`reconstruct` uses the positions.
+        """
         self._check_fitted()
         Z = check_array(Z, name="Z", expected_shape=(self.latent_dim,), owner=type(self).__name__)
         return self.scaling_.inverse(self._apply(self.module_.decode, Z.astype(np.float32)))
 
     def reconstruct(self, X) -> np.ndarray:
-        """Ψ(Φ(x)) in the user's units, same shape as ``X``."""
+        """Ψ(Φ(x)) in the user's units, same shape as ``X`` (with max-pooling, un-pooled at x's own positions)."""
         x = self._check_X(X)
-        return self.scaling_.inverse(self._apply(lambda v: self.module_.decode(self.module_.encode(v)), x))
+        return self.scaling_.inverse(self._apply(self.module_.reconstruct, x))
 
     def score(self, X, y=None) -> float:
         """Negative mean reconstruction loss per sample in model units (higher is better; for GridSearchCV)."""

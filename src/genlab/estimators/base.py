@@ -71,8 +71,20 @@ def _init_from(cls) -> None:
 
     __init__.__signature__ = signature
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__module__ = cls.__module__
     __init__.__doc__ = f"{cls.__name__}'s parameters, stored as given and checked by fit (see the class docstring)."
     cls.__init__ = __init__
+
+
+def _with_added_fields(skeleton: GenerativeModule, module: dict):
+    """The stored module config, with the fields a file written before them lacks set to their defaults: a config
+    field added later defaults to what models were built with before it existed (a rule for every module config)."""
+    stored = module.get("config")
+    if not isinstance(stored, dict) or module.get("class") != type(skeleton).__name__:
+        return stored
+    added = {f.name: f.default for f in dataclasses.fields(skeleton.config)
+             if f.name not in stored and f.default is not dataclasses.MISSING}
+    return {**jsonable(added), **stored}
 
 
 class DeclaredEstimator(BaseEstimator):
@@ -85,7 +97,7 @@ class DeclaredEstimator(BaseEstimator):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_params" in cls.__dict__ and "__init__" not in cls.__dict__:
+        if cls._params and "__init__" not in cls.__dict__:  # a subclass gets its own (its name in help and messages)
             _init_from(cls)
 
     def _validated_params(self) -> dict[str, Any]:
@@ -280,7 +292,7 @@ class GenerativeEstimator(SavedModel, DeclaredEstimator):
             self.scaling_ = Scaling.from_dict(fitted["scaling_"])
         self.history_ = list(fitted["history_"])
         skeleton = self._skeleton()
-        if not isinstance(module, dict) or jsonable(dataclasses.asdict(skeleton.config)) != module.get("config"):
+        if not isinstance(module, dict) or jsonable(dataclasses.asdict(skeleton.config)) != _with_added_fields(skeleton, module):
             raise ValueError("the stored architecture does not match what its parameters build (file edited, or written by an "
                              "incompatible genlab)")
         expected = {f"module/{k}": spec(v) for k, v in skeleton.state_dict().items()}

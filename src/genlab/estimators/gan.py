@@ -20,8 +20,6 @@ from ..nets import ACTIVATIONS
 from .base import GenerativeEstimator, _as_tensor, with_training_doc
 
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
-#: GANConfig fields that model files written before them lack, with the value those files were built with
-ADDED_CONFIG_FIELDS = {"hidden_g": None, "hidden_d": None, "activation_g": "relu", "activation_d": "leaky_relu", "d_head": "logit"}
 MLP_ONLY = ("hidden_g", "hidden_d", "activation_g", "activation_d")
 
 GAN_PARAMS: dict[str, Param] = {
@@ -193,11 +191,6 @@ class GAN(GenerativeEstimator):
     @staticmethod
     def _learning_rate(p) -> float:
         return float(p.lr) if p.lr is not None else (2e-4 if p.arch == "conv" else 1e-3)
-
-    def _restore_state(self, fitted, module, version):
-        if isinstance(module, dict) and module.get("class") == "GANModule" and isinstance(module.get("config"), dict):
-            module = {**module, "config": {**ADDED_CONFIG_FIELDS, **module["config"]}}  # a file from before these fields
-        return super()._restore_state(fitted, module, version)
 
     def _make_module(self, p, input_shape, n_classes):
         hidden = (256, 256) if p.hidden is None else tuple(p.hidden)

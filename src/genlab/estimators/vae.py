@@ -46,8 +46,6 @@ VAE_PARAMS: dict[str, Param] = {
     **training_params(),
 }
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": ()}
-#: VAEConfig fields that model files written before them lack, with the value those files were built with
-ADDED_CONFIG_FIELDS = {"output_activation": "auto"}
 
 
 @with_training_doc
@@ -114,11 +112,6 @@ class VAE(TransformerMixin, GenerativeEstimator):
         if self.likelihood == "bernoulli":
             return (0.0, 1.0)
         return (-1.0, 1.0) if self.likelihood == "gaussian" and self.output_activation == "tanh" else None
-
-    def _restore_state(self, fitted, module, version):
-        if isinstance(module, dict) and module.get("class") == "VAEModule" and isinstance(module.get("config"), dict):
-            module = {**module, "config": {**ADDED_CONFIG_FIELDS, **module["config"]}}  # a file from before these fields
-        return super()._restore_state(fitted, module, version)
 
     def _preprocess(self, x: np.ndarray) -> np.ndarray:
         return (x > 0.5).astype(np.float32) if self.binarize == "fixed" else x

@@ -98,7 +98,7 @@ def _check_model(model) -> None:
 
 
 def _count(value, name: str) -> int:
-    return check_number(name, value, low=MIN_ROWS)
+    return check_number(name, value, low=MIN_ROWS, what=f"an integer, at least {MIN_ROWS}")
 
 
 def _seed(random_state) -> int:

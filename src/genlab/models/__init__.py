@@ -13,10 +13,11 @@ from .vae import (
     mutual_information,
     posterior_moments,
 )
+from .vaegan import VAEGANConfig, VAEGANModule
 
 __all__ = [
     "AutoencoderConfig", "AutoencoderModule", "Batch", "GANConfig", "GANModule", "GenerativeModule", "OptimizerSpec", "Step", "detached",
-    "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule",
+    "MultVAEConfig", "MultVAEModule", "Posterior", "VAEConfig", "VAEModule", "VAEGANConfig", "VAEGANModule",
     "collapse_diagnostics", "importance_weighted_log_likelihood", "mutual_information", "pca_closed_form",
     "posterior_moments", "set_linear_autoencoder",
 ]

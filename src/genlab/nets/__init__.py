@@ -1,4 +1,5 @@
-"""Networks layer: plain ``nn.Module``s (MLP, conv encoder/decoder, unpooling, DCGAN blocks).
+"""Networks layer: plain ``nn.Module``s (MLP, conv encoder/decoder, conv + pooling encoder and its unpooling
+decoder, unpooling, DCGAN blocks).
 
 No losses, optimisers or loops live here; :mod:`genlab.models` composes these.
 """
@@ -10,6 +11,7 @@ from .conv import (
     conv_spatial_sizes,
     transposed_output_padding,
 )
+from .conv_pool import PooledCode, PoolingConvEncoder, UnpoolingConvDecoder
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import ACTIVATIONS, MLP, make_activation
 from .unpool import AverageUnpool, BedOfNailsUnpool, MaxUnpool, NearestUnpool
@@ -25,6 +27,9 @@ __all__ = [
     "DCGANGenerator",
     "MaxUnpool",
     "NearestUnpool",
+    "PooledCode",
+    "PoolingConvEncoder",
+    "UnpoolingConvDecoder",
     "conv_output_size",
     "conv_spatial_sizes",
     "make_activation",

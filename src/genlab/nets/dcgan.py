@@ -10,13 +10,13 @@ the model's business, so G returns pre-activations and D returns logits.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from genlab._params import check_number
 from genlab.errors import InvalidInputError
 
 from .conv import (
@@ -42,13 +42,6 @@ def _dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-
-
-def _check_extra(name: str, value: int) -> int:
-    """``value`` as an int after checking it is a non-negative integer."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 0:
-        raise InvalidInputError(f"{name} must be a non-negative int, got {value!r}.")
-    return operator.index(value)
 
 
 def _check_labels(y: torch.Tensor, n: int, n_extra: int, owner: str, parameter: str) -> None:
@@ -108,7 +101,7 @@ class DCGANGenerator(nn.Module):
     ) -> None:
         super().__init__()
         (self.latent_dim,) = check_widths("latent_dim", (latent_dim,))
-        self.in_features_extra = _check_extra("in_features_extra", in_features_extra)
+        self.in_features_extra = check_number("in_features_extra", in_features_extra, low=0, what="a non-negative int")
         self.decoder = ConvDecoder(
             self.latent_dim + self.in_features_extra, output_shape, channels=channels,
             kernel_size=kernel_size, stride=stride, hidden=(), activation="relu", batch_norm=True,
@@ -190,7 +183,7 @@ class DCGANDiscriminator(nn.Module):
         channels = check_channels(channels)
         kernel_size, stride = check_kernel(kernel_size, stride)
         (out_features,) = check_widths("out_features", (out_features,))
-        self.in_channels_extra = _check_extra("in_channels_extra", in_channels_extra)
+        self.in_channels_extra = check_number("in_channels_extra", in_channels_extra, low=0, what="a non-negative int")
         in_channels, height, width = self.input_shape
         self.spatial_sizes = conv_spatial_sizes((height, width), len(channels), kernel_size=kernel_size, stride=stride)
         self.feature_shape = (channels[-1], *self.spatial_sizes[-1])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab._params import Param
 from genlab.errors import InvalidInputError
 
 __all__ = ["ACTIVATIONS", "MLP", "SparseInputLinear", "make_activation"]
@@ -74,21 +74,9 @@ class SparseInputLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _positive_int(value: object) -> int | None:
-    """``value`` as an ``int`` if it is a positive integer (numpy integers included), else ``None``."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        return None
-    value = operator.index(value)
-    return value if value > 0 else None
-
-
 def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
     """Return ``widths`` as a tuple of ints after checking every entry is a positive integer."""
-    is_sequence = isinstance(widths, Iterable) and not isinstance(widths, str)
-    items = [_positive_int(w) for w in widths] if is_sequence else None
-    if items is None or None in items:
-        raise InvalidInputError(f"{name} must be a sequence of positive ints, got {widths!r}.")
-    return tuple(items)
+    return Param("ints", "", what="a sequence of positive ints").check(name, widths)
 
 
 class MLP(nn.Module):

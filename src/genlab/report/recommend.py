@@ -12,7 +12,7 @@ import tomllib
 
 from .. import families
 from .._fileio import atomic_write_text
-from ..models.ranking import RANKING_LABELS as METRIC_LABELS
+from ..models.ranking import RANKING_LABELS, SELECTION_METRIC
 from ..runs.metrics import read_history
 from ..runs.recommend import CURVES
 from . import html as pagestyle
@@ -41,7 +41,7 @@ def write_report(run_dir: str | Path, *, name: str | None = None) -> Path:
                      "test users' held-out items with this model and the baselines.</p>")
     else:
         parts.append(_metrics_table(metrics, model_name))
-    if config.get("model") == "ease":
+    if model in families.keys("recommend") and families.get(model).closed_form:  # no epochs: the λ it chose and why
         parts.append("<h2>Choosing λ</h2>")
         parts.append(_selection_section(history))
     else:
@@ -65,7 +65,7 @@ def _metrics_table(metrics: dict, model_name: str) -> str:
     if "ease" in metrics:  # absent: evaluated before EASE was a baseline, or the model is EASE
         columns.append(("EASE", metrics["ease"] or {}))
     rows = []
-    for key, label in METRIC_LABELS.items():
+    for key, label in RANKING_LABELS.items():
         values = [scores.get(key) for _, scores in columns]
         best = max((v for v in values if v is not None), default=None)
         cells = "".join(f"<td class='n{' better' if v is not None and v == best else ''}'>{_number(v)}</td>" for v in values)
@@ -93,11 +93,12 @@ def ease_note(metrics: dict) -> str:
 
 def _training_section(run_dir: Path, history: list[dict]) -> list[str]:
     parts = []
-    ranked = [r for r in history if "val_ndcg_at_100" in r]
+    key = f"val_{SELECTION_METRIC}"
+    ranked = [r for r in history if key in r]
     if ranked:
-        best = max(ranked, key=lambda r: r["val_ndcg_at_100"])  # the first maximum, as the training loop keeps it
-        parts.append(f"<p>{len(history)} epochs; the model kept is epoch {best['epoch']}, with validation NDCG@100 "
-                     f"{best['val_ndcg_at_100']:.4f}.</p>")
+        best = max(ranked, key=lambda r: r[key])  # the first maximum, as the training loop keeps it
+        parts.append(f"<p>{len(history)} epochs; the model kept is epoch {best['epoch']}, with validation "
+                     f"{RANKING_LABELS[SELECTION_METRIC]} {best[key]:.4f}.</p>")
     elif history:
         parts.append(f"<p>{len(history)} epochs, no validation users: the last epoch is kept.</p>")
     curves = run_dir / CURVES
@@ -114,19 +115,19 @@ def _selection_section(history: list[dict]) -> str:
     """EASE's λ path from metrics.jsonl (one record per λ tried): the validation metrics, the kept λ in bold."""
     if not history:
         return "<p>λ was given and no validation users were held out: there was nothing to choose.</p>"
-    best = max(history, key=lambda r: r["ndcg_at_100"])  # the first maximum, as EASE keeps it
+    best = max(history, key=lambda r: r[SELECTION_METRIC])  # the first maximum, as EASE keeps it
     rows = "".join(f"<tr><td class='n{' better' if r is best else ''}'>{r['l2']:g}</td>"
-                   + "".join(f"<td class=n>{_number(r.get(k))}</td>" for k in METRIC_LABELS)
+                   + "".join(f"<td class=n>{_number(r.get(k))}</td>" for k in RANKING_LABELS)
                    + f"<td class=n>{r.get('seconds', 0):.2f}</td></tr>" for r in history)
-    head = "".join(f"<th class=n>validation {label}</th>" for label in METRIC_LABELS.values())
+    head = "".join(f"<th class=n>validation {label}</th>" for label in RANKING_LABELS.values())
     return (f"<p>EASE has no epochs: it is fitted in closed form once per λ. λ = {best['l2']:g} is kept, with validation NDCG@100 "
-            f"{best['ndcg_at_100']:.4f}; its weights are those fitted on the training users.</p>"
+            f"{best[SELECTION_METRIC]:.4f}; its weights are those fitted on the training users.</p>"
             f"<div class=wide><table><thead><tr><th class=n>λ</th>{head}<th class=n>seconds</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 
 
 def _epoch_table(history: list[dict]) -> str:
-    named = {"loss": "loss", "nll": "nll", "kl": "kl", "beta": "β", **{f"val_{k}": f"val {v}" for k, v in METRIC_LABELS.items()}}
+    named = {"loss": "loss", "nll": "nll", "kl": "kl", "beta": "β", **{f"val_{k}": f"val {v}" for k, v in RANKING_LABELS.items()}}
     columns = [(k, label) for k, label in named.items() if k in history[0]]
     head = "".join(f"<th class=n>{html.escape(label)}</th>" for _, label in columns)
     body = "".join("<tr><td class=n>" + str(r.get("epoch", "")) + "</td>"

@@ -161,7 +161,7 @@ def _read_metrics(run_dir: Path, notes: list[str]) -> dict | None:
 
 def _neighbours(est, X: np.ndarray, path: Path) -> str:
     """Draw samples over their nearest training images (pixel space, model units); returns the caption."""
-    to_model = est.scaling_.forward
+    to_model = est.scaling_.display  # model units before any centring: what a picture shows
     train_rows, heldout_rows = train_validation_split(len(X), est.validation_fraction, est.seed_)  # as fit split them
     train = to_model(X[train_rows]).reshape(len(train_rows), -1)  # (n, c, h, w) -> (n, c*h*w)
     conditional = families.is_conditional(est)
@@ -184,7 +184,7 @@ def _neighbours(est, X: np.ndarray, path: Path) -> str:
 def _thumbnail(est, X: np.ndarray) -> bytes:
     """Samples as one bare image grid (no axes or title), enlarged 4× with square pixels: for the comparison page's
     cards. Conditional models: a column per class, six rows."""
-    to_model = est.scaling_.forward
+    to_model = est.scaling_.display  # model units before any centring: what a picture shows
     if families.is_conditional(est):
         n_classes = est.n_classes_
         samples, n_cols = est.sample(6 * n_classes, random_state=0), n_classes  # classes cycle: row r is 0..C-1

@@ -117,7 +117,7 @@ def write_figures(est: GenerativeEstimator, X: np.ndarray, y: np.ndarray | None,
     pick = np.linspace(0, len(X) - 1, min(32, len(X))).astype(int)  # spread out: files are often sorted by class
     show = X[pick]
     labels = label_kwargs(est, None if y is None else y[pick])
-    to_model = est.scaling_.forward
+    to_model = est.scaling_.display  # model units before any centring: what a picture shows
     family = families.of(est)
     if family.has("reconstruct"):
         written.append(plots.save_reconstructions(run_dir / "reconstructions.png", to_model(show),
