@@ -190,7 +190,7 @@ register(Family("ease", EASE, "EASE (item-item ridge regression)", "EASE", "reco
                 frozenset({"recommend"}), closed_form=True))
 register(Family("popularity", Popularity, "popularity baseline", "popularity", None, (), frozenset({"recommend"}), closed_form=True))
 
-register(Family("vaegan", VAEGAN, "VAE-GAN (VAE with a learned, adversarial similarity)", "VAE-GAN", "train",
+register(Family("vaegan", VAEGAN, "adversarially trained variational autoencoder", "VAE-GAN", "train",
                 ("feature_rec", "kl", "d_loss", "g_loss"), frozenset({"encode", "decode", "reconstruct", "sample"}),
                 grouped={KL_DIM: ("KL per latent dimension", "z")}, describe=_gan_loss, checks=("posterior collapse", "GAN balance"),
                 captions={"curves": "feature_rec is the reconstruction error in the discriminator's feature space, kl the KL term; "
