@@ -4,6 +4,7 @@ pages and in the comparison; and the demo's conditional VAE, which must not coll
 
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,17 @@ def test_the_demo_conditional_vae_samples_differ_within_a_class():
     assert vae.active_units(X[held], y[held]) >= 6
     findings = health_checks("vae", settings.params, vae.history_, {"metrics": ours, "reference": real}, latent_dim=8)
     assert all(f.ok for f in findings), [f.text for f in findings if not f.ok]
+
+
+@pytest.mark.parametrize("key", [k for k in genlab.families.keys("train") if genlab.families.get(k).checks])
+def test_a_familys_own_checks_advise_only_parameters_it_has(key):
+    """A collapsed code and a winning discriminator, judged for each family with checks of its own: every `name=`
+    the advice suggests is a parameter of that family (a VAE-GAN has no free_bits or label_smoothing)."""
+    records = [{"active_units": 0, "d_loss": 0.01, "g_loss": 3.0, "d_real": 0.99, "d_fake": 0.01},
+               {"active_units": 0, "d_loss": float("nan"), "g_loss": 3.0, "d_real": 0.99, "d_fake": 0.01}]
+    params = set(genlab.families.get(key).estimator._params)
+    texts = [f.text for r in records for f in health_checks(key, {}, [r], None, latent_dim=8) if not f.ok]
+    assert texts
+    for text in texts:
+        named = set(re.findall(r"\b([a-z_0-9]+)=", text))
+        assert named <= params, (key, text)

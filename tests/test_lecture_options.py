@@ -316,3 +316,11 @@ def test_unknown_keywords_are_type_errors():
         Autoencoder(hidden_d=(8,))
     with pytest.raises(TypeError, match="unexpected keyword argument 'd_head'"):
         VAE(d_head="softmax")
+
+
+def test_drawing_from_a_multinomial_vae_is_a_one_line_error():
+    X = np.random.default_rng(0).integers(0, 3, size=(60, 6)).astype(np.float32)
+    vae = VAE(2, hidden=(8,), likelihood="multinomial", epochs=1, random_state=0).fit(X)
+    with pytest.raises(InvalidInputError, match="mean=False"):
+        vae.sample(3, mean=False)
+    assert vae.sample(3).shape == (3, 6)

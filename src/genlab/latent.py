@@ -123,8 +123,8 @@ def _check_model(est, *, encoder: bool = True) -> int:
     family = families.find(est)
     if encoder and not (family and family.has("encode") and family.has("decode")):
         raise InvalidInputError(f"{name} does not encode and decode: this latent-space tool needs a model that encodes "
-                                "and decodes (an Autoencoder or a VAE; a GAN has no encoder: start from codes, "
-                                "e.g. interpolate_codes(gan, *gan.sample_codes(2)))).")
+                                "and decodes (an Autoencoder, a VAE or a VAE-GAN; a GAN has no encoder: start from codes, "
+                                "e.g. interpolate_codes(gan, *gan.sample_codes(2))).")
     if not encoder and not (family and family.has("decode")):
         raise InvalidInputError(f"{name} does not decode codes: this latent-space tool needs a model that "
                                 "decodes codes (an Autoencoder, a VAE or a GAN).")

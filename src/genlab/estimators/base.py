@@ -246,8 +246,8 @@ class GenerativeEstimator(SavedModel, DeclaredEstimator):
         if not isinstance(mean, (bool, np.bool_)):
             raise InvalidInputError(f"mean must be True (the decoder's mean) or False (draw from p(x|z)); got {mean!r}.")
         if not mean and not self._has_likelihood:
-            raise InvalidInputError(f"a {type(self).__name__} defines no likelihood p(x|z), so sample(mean=False) has nothing to draw "
-                                    "from; only a VAE does.")
+            raise InvalidInputError(f"this {type(self).__name__} defines no likelihood p(x|z), so sample(mean=False) (CLI: --draw) "
+                                    "has nothing to draw from; a VAE with a Bernoulli or Gaussian decoder does.")
         return bool(mean)
 
     def code_moments(self) -> tuple[np.ndarray, np.ndarray]:

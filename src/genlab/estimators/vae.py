@@ -191,6 +191,9 @@ class VAE(TransformerMixin, GenerativeEstimator):
         """
         n_samples = self._check_n_samples(n_samples)
         mean = self._check_mean(mean)
+        if not mean and self.likelihood == "multinomial":
+            raise InvalidInputError("a multinomial decoder gives word/item probabilities, not one draw per pixel: sample(mean=False) "
+                                    "(CLI: --draw) works for likelihood='bernoulli' or 'gaussian'; the mean is the probabilities.")
         if self.conditional and y is None:
             y = np.arange(n_samples) % self.n_classes_
         rng = np.random.default_rng(resolve_seed(random_state))

@@ -72,7 +72,8 @@ def health_checks(family: Family | str, params: dict, history: list[dict], metri
     family = families.get(family) if isinstance(family, str) else family
     values = (metrics or {}).get("metrics") or {}
     reference = (metrics or {}).get("reference") or {}
-    own = [FAMILY_CHECKS[topic](history, params, latent_dim) for topic in family.checks]
+    known = set(family.estimator._params)  # a family's own checks advise only parameters it has (a VAE-GAN has no beta)
+    own = [FAMILY_CHECKS[topic](history, params, latent_dim, known) for topic in family.checks]
     small_code = family.has("encode") and latent_dim is not None and latent_dim <= 2 < (n_features or 0)
     findings = [
         *own[:1],  # the family's first check (the VAE's posterior, ...) leads: it explains the ones below it
@@ -90,7 +91,15 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-def _posterior(history: list[dict], params: dict, latent_dim: int | None) -> Finding | None:
+def _try(known: set[str], *options: tuple[str, str]) -> str:
+    """"Try a, b or c." of the remedies (text, the parameter it sets) that this family has."""
+    texts = [text for text, param in options if param in known]
+    if not texts:
+        return "Try a smaller lr or more epochs."
+    return "Try " + (texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + ", or " + texts[-1]) + "."
+
+
+def _posterior(history: list[dict], params: dict, latent_dim: int | None, known: set[str]) -> Finding | None:
     last = history[-1] if history else {}
     active = _number(last.get("active_units"))
     kl = [v for k, v in sorted(last.items()) if k.startswith("kl_dim_") and _number(v) is not None]
@@ -101,8 +110,9 @@ def _posterior(history: list[dict], params: dict, latent_dim: int | None) -> Fin
         return Finding("posterior collapse", True, f"{active:.0f} of {latent_dim} latent dimensions carry information{spread}.")
     return Finding("posterior collapse", False,
                    f"Only {active:.0f} of {latent_dim} latent dimensions are used{spread}: the decoder largely ignores the "
-                   "code, so samples will vary little. Try free_bits=0.5, a smaller beta (0.25), or for grey-level data "
-                   "likelihood='gaussian' with a small sigma2 (0.02).")
+                   "code, so samples will vary little. " + _try(known, ("free_bits=0.5", "free_bits"), ("a smaller beta (0.25)", "beta"),
+                                                                ("for grey-level data likelihood='gaussian' with a small sigma2 (0.02)",
+                                                                 "likelihood")))
 
 
 def _diversity(values: dict, reference: dict, small_code: bool) -> Finding | None:
@@ -160,24 +170,25 @@ def _labels(values: dict, reference: dict) -> Finding | None:
                    "Train longer, or check that the labels match the data.")
 
 
-def _balance(history: list[dict], params: dict, latent_dim: int | None = None) -> Finding | None:
+def _balance(history: list[dict], params: dict, latent_dim: int | None, known: set[str]) -> Finding | None:
     records = [r for r in history if "d_real" in r and "d_fake" in r]
     if not records:
         return None
     last = records[-1]
     if any(_number(last.get(k)) is None for k in ("d_loss", "g_loss", "d_real", "d_fake")):
-        return Finding("GAN balance", False, "The last epoch's losses are not finite: training diverged. Try a smaller "
-                                             "lr_d and lr_g, grad_clip=1.0, or spectral_norm=True.")
+        return Finding("GAN balance", False, "The last epoch's losses are not finite: training diverged. "
+                       + _try(known, ("a smaller lr_d", "lr_d"), ("grad_clip=1.0", "grad_clip"), ("spectral_norm=True", "spectral_norm")))
     real, fake = float(last["d_real"]), float(last["d_fake"])
     loss = params.get("loss") or "nonsaturating"
     if loss == "wasserstein":
-        return _critic_gap([float(r["d_real"]) - float(r["d_fake"]) for r in records])
+        return _critic_gap([float(r["d_real"]) - float(r["d_fake"]) for r in records], known)
     if loss == "hinge":
         if float(last["d_loss"]) < 0.1:
             return Finding("GAN balance", False,
                            f"The discriminator meets both hinge margins (D(x) {real:.2f} ≥ 1, D(G(z)) {fake:.2f} ≤ −1; d_loss "
-                           f"{float(last['d_loss']):.3f}): the generator gets little signal. Try a smaller lr_d, more "
-                           "generator steps (g_steps=2) or spectral_norm=True.")
+                           f"{float(last['d_loss']):.3f}): the generator gets little signal. "
+                           + _try(known, ("a smaller lr_d", "lr_d"), ("more generator steps (g_steps=2)", "g_steps"),
+                                  ("spectral_norm=True", "spectral_norm")))
         return Finding("GAN balance", True, f"The discriminator does not meet both hinge margins: d_loss "
                                             f"{float(last['d_loss']):.3f}, D(x) {real:.2f}, D(G(z)) {fake:.2f}.")
     target = float(params.get("label_smoothing") or 1.0)  # D(x) aims at the real label, 1 or the smoothed one
@@ -186,12 +197,13 @@ def _balance(history: list[dict], params: dict, latent_dim: int | None = None) -
         return Finding("GAN balance", False,
                        f"The discriminator tells real from generated almost perfectly (D(x) {real:.2f}, D(G(z)) {fake:.2f})"
                        + (": in the semi-supervised GAN it is meant to be a strong classifier, so this is expected."
-                          if strong else ": the generator gets little signal. Try a smaller lr_d, label_smoothing=0.9 or "
-                                         "instance_noise=0.1."), expected=strong)
+                          if strong else ": the generator gets little signal. "
+                          + _try(known, ("a smaller lr_d", "lr_d"), ("label_smoothing=0.9", "label_smoothing"),
+                                 ("instance_noise=0.1", "instance_noise"))), expected=strong)
     return Finding("GAN balance", True, f"Neither player wins outright: D(x) {real:.2f}, D(G(z)) {fake:.2f}.")
 
 
-def _critic_gap(gaps: list[float]) -> Finding | None:
+def _critic_gap(gaps: list[float], known: set[str]) -> Finding | None:
     """Wasserstein: the critic's gap E D(x) − E D(G(z)) estimates W1 up to the critic's Lipschitz constant; it should
     not grow late in training. Mean of the second quarter of the epochs against the mean of the last quarter."""
     if len(gaps) < 8:
@@ -201,8 +213,8 @@ def _critic_gap(gaps: list[float]) -> Finding | None:
     if early > 0 and late > CRITIC_GROWTH * early:
         return Finding("GAN balance", False,
                        f"The critic's gap E D(x) − E D(G(z)) grew from {early:.3g} (second quarter of training, mean) to "
-                       f"{late:.3g} (last quarter): the generator is falling behind. Try more generator steps (g_steps=2) "
-                       "or a smaller lr_d.")
+                       f"{late:.3g} (last quarter): the generator is falling behind. "
+                       + _try(known, ("more generator steps (g_steps=2)", "g_steps"), ("a smaller lr_d", "lr_d")))
     return Finding("GAN balance", True, f"The critic's gap E D(x) − E D(G(z)) is {late:.3g} over the last quarter of "
                                         f"training ({early:.3g} over the second).")
 

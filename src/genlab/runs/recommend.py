@@ -58,7 +58,7 @@ from ..estimators import EASE, MultVAE, Popularity
 from ..estimators.base import PREDICT_BATCH
 from ..estimators.ease import DEFAULT_MAX_ITEMS, size_problem
 from ..io import load as load_model
-from ..models.ranking import SELECTION_METRIC, top_n
+from ..models.ranking import RANKING_LABELS, SELECTION_METRIC, top_n
 from ..training import distributed, resolve_device
 from .directory import INTERACTIONS, require_kind, run_directory
 
@@ -189,9 +189,9 @@ def fit_summary(est) -> str:
         if best is None:
             return f"l2 {est.l2_:g}"
         chosen = "chosen" if len(est.validation_scores_) > 1 else "given"
-        return f"l2 {est.l2_:g} ({chosen}), validation NDCG@100 {best[key]:.4f}"
+        return f"l2 {est.l2_:g} ({chosen}), validation {RANKING_LABELS[key]} {best[key]:.4f}"
     best = est.history_[est.best_epoch_ - 1] if est.history_ and est.best_epoch_ else {}
-    return (f"kept epoch {est.best_epoch_}, validation NDCG@100 {best[f'val_{key}']:.4f}" if f"val_{key}" in best
+    return (f"kept epoch {est.best_epoch_}, validation {RANKING_LABELS[key]} {best[f'val_{key}']:.4f}" if f"val_{key}" in best
             else f"{len(est.history_)} epochs")
 
 
