@@ -26,6 +26,7 @@ class Param:
     default: Any = None  # the constructor's default (estimators' __init__ is built from their tables: estimators/base.py)
     what: str | None = None  # replaces the generated description in messages ("a positive integer (it is recorded)")
     error: type[InvalidInputError] = InvalidInputError  # what check() raises (DataError for data sources)
+    length: int | None = None  # "floats" / "ints": exactly this many (Adam's betas: 2)
 
     def describe(self) -> str:
         if self.what is not None:
@@ -34,6 +35,8 @@ class Param:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
                 "ints": "a list of positive integers", "floats": "a list of numbers", "seed": "a non-negative integer"}[self.kind]
+        if self.length is not None:
+            what = what.replace("a list of", f"a list of {self.length}")
         if self.low is not None:
             what += f" >= {self.low:g}"
         if self.above is not None:
@@ -87,6 +90,8 @@ class Param:
                 raise bad
             value = tuple(float(v) for v in value)
             if any((self.low is not None and v < self.low) or (self.high is not None and v >= self.high) for v in value):
+                raise bad
+            if self.length is not None and len(value) != self.length:
                 raise bad
             return value
         low = 0 if self.kind == "seed" else self.low

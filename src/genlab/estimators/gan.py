@@ -52,7 +52,7 @@ GAN_PARAMS: dict[str, Param] = {
     "spectral_norm": Param("bool", "spectral normalisation in the discriminator", default=False),
     "lr_g": Param("float", "generator learning rate (None: lr)", low=0, none_ok=True, default=None),
     "lr_d": Param("float", "discriminator learning rate (None: lr)", low=0, none_ok=True, default=None),
-    "betas": Param("floats", "Adam betas for both players", low=0, high=1, default=(0.5, 0.999)),
+    "betas": Param("floats", "Adam betas for both players", low=0, high=1, length=2, default=(0.5, 0.999)),
     "ema": Param("float", "decay of the moving average of G's weights that sample() uses (0: the last weights)", low=0, high=0.9999999,
                  default=0.999),
     "output": Param("str", "generator output: auto (tanh for images scaled to [-1,1], linear for vectors), tanh, sigmoid, linear",
@@ -129,8 +129,6 @@ class GAN(GenerativeEstimator):
 
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()
-        if len(params["betas"]) != 2:
-            raise InvalidInputError(f"betas must be two numbers (beta1, beta2); got {params['betas']!r}.")
         if params["conditional"] and params["semi_supervised"]:
             raise InvalidInputError("conditional and semi_supervised cannot be combined; choose one.")
         given = [name for name in MLP_ONLY if params[name] is not None]

@@ -30,7 +30,7 @@ VAEGAN_PARAMS: dict[str, Param] = {
                               none_ok=True, default=None),
     "loss": Param("str", "GAN objective: minimax, nonsaturating or hinge", choices=ADVERSARIAL_LOSSES, default="nonsaturating"),
     "lr_d": Param("float", "discriminator learning rate (None: lr)", low=0, none_ok=True, default=None),
-    "betas": Param("floats", "Adam betas of the encoder's, decoder's and discriminator's optimisers", low=0, high=1,
+    "betas": Param("floats", "Adam betas of the encoder's, decoder's and discriminator's optimisers", low=0, high=1, length=2,
                    default=(0.5, 0.999)),
     **training_params(),
 }
@@ -98,8 +98,6 @@ class VAEGAN(TransformerMixin, GenerativeEstimator):
     # -- hooks ----------------------------------------------------------------------------------
     def _validated_params(self) -> dict[str, Any]:
         params = super()._validated_params()
-        if len(params["betas"]) != 2:
-            raise InvalidInputError(f"betas must be two numbers (beta1, beta2); got {params['betas']!r}.")
         layers_of = "d_channels" if params["arch"] == "conv" else "d_hidden"
         n_layers = len(params[layers_of])
         if n_layers == 0:
